@@ -1,0 +1,425 @@
+"""The room event (PDU) as an immutable, validated value.
+
+Rules of this module:
+
+1. An :class:`Event` exists only if its PDU passed the format checks of its room version
+   (server-server API "Checks performed on receipt of a PDU", check 1; the ``pdu_vN.yaml``
+   schemas; digest §4). :meth:`Event.from_pdu` is the one way in from the network; it computes the
+   event ID itself for room versions 3+.
+2. :meth:`Event.from_trusted_pdu` is the documented *trusted import* path for database exports
+   and test fixtures: it takes a caller-supplied event ID and does not require ``hashes`` or
+   ``signatures``. It still checks everything else. It is never used on network input.
+3. Every input, however malformed, yields an ``Event`` or an :class:`~eventgraph.InvalidEventError`
+   (a fuzz test holds us to it).
+4. Nothing an event holds can be mutated: ``content`` is a :class:`FrozenDict` of frozen values,
+   edges are tuples, the original PDU is kept as canonical JSON bytes.
+5. Room version 12 (MSC4291): the create event has no ``room_id``; its room ID is its event ID
+   with the ``!`` sigil. Every other event's ``auth_event_ids`` includes the create event, which
+   its PDU must not list (the create event is implied by ``room_id``); algorithms therefore see
+   one auth graph for every room version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import InvalidEventError
+from .canonical_json import FrozenDict, JsonValue, check_json, encode_canonical_json, freeze_json
+from .hashes import _reference_hash_of, unpadded_base64
+from .redaction import redact
+from .room_versions import EventFormat, EventIdFormat, RoomVersion, room_version
+
+__all__ = [
+    "MAX_AUTH_EVENTS",
+    "MAX_EVENT_SIZE",
+    "MAX_PREV_EVENTS",
+    "Event",
+    "StateKey",
+]
+
+#: A key of the room state: ``(event type, state key)``.
+StateKey = tuple[str, str]
+
+#: The most ``prev_events`` a PDU may list (pdu schemas, since 2020; not checked on backfill).
+MAX_PREV_EVENTS = 20
+#: The most ``auth_events`` a PDU may list.
+MAX_AUTH_EVENTS = 10
+#: The largest PDU, in bytes of canonical JSON with signatures (client-server API "Size limits").
+MAX_EVENT_SIZE = 65536
+#: The longest ``type``, ``state_key``, ``sender``, ``room_id`` and event ID (appendices).
+MAX_ID_LENGTH = 255
+
+_KNOWN_TOP_LEVEL = frozenset(
+    {
+        "event_id",
+        "room_id",
+        "type",
+        "state_key",
+        "sender",
+        "prev_events",
+        "auth_events",
+        "depth",
+        "origin_server_ts",
+        "content",
+        "redacts",
+        "hashes",
+        "signatures",
+        "unsigned",
+    }
+)
+
+
+def _bad(msg: str) -> InvalidEventError:
+    return InvalidEventError(msg)
+
+
+def _check_length(value: str, name: str, byte_limits: bool) -> None:
+    # 255 is measured in UTF-8 bytes from RV 11 on, in code points before (room_versions rule).
+    n = len(value)
+    if n <= MAX_ID_LENGTH // 4 or (n <= MAX_ID_LENGTH and not byte_limits):
+        return
+    if n > MAX_ID_LENGTH:
+        raise _bad(f"'{name}' is longer than {MAX_ID_LENGTH}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise _bad(f"'{name}' is not valid Unicode") from err
+    if size > MAX_ID_LENGTH:
+        raise _bad(f"'{name}' is longer than {MAX_ID_LENGTH} bytes")
+
+
+def _string(pdu: Mapping[str, Any], name: str, byte_limits: bool) -> str:
+    value = pdu.get(name)
+    if type(value) is not str:
+        if name not in pdu:
+            raise _bad(f"missing '{name}'")
+        raise _bad(f"'{name}' must be a string")
+    _check_length(value, name, byte_limits)
+    return value
+
+
+def _integer(pdu: Mapping[str, Any], name: str) -> int:
+    value = pdu.get(name)
+    if type(value) is not int:
+        if name not in pdu:
+            raise _bad(f"missing '{name}'")
+        raise _bad(f"'{name}' must be an integer")
+    return value
+
+
+def _event_id_ref(value: object, name: str, byte_limits: bool) -> str:
+    if type(value) is not str or not value.startswith("$"):
+        raise _bad(f"'{name}' must hold event IDs (strings starting with '$')")
+    _check_length(value, name, byte_limits)
+    return value
+
+
+def _edges(
+    pdu: Mapping[str, Any], name: str, rv: RoomVersion, limit: int | None, byte_limits: bool
+) -> tuple[str, ...]:
+    value = pdu.get(name)
+    if type(value) is not list and type(value) is not tuple:
+        if name not in pdu:
+            raise _bad(f"missing '{name}'")
+        raise _bad(f"'{name}' must be an array")
+    if limit is not None and len(value) > limit:
+        raise _bad(f"'{name}' lists {len(value)} events; at most {limit} are allowed")
+    if rv.event_format is EventFormat.V1:
+        # RV 1–2: each entry is [event_id, {"sha256": reference hash}] (pdu_v1.yaml).
+        ids = []
+        for item in value:
+            if (
+                (type(item) is not list and type(item) is not tuple)
+                or len(item) != 2
+                or not isinstance(item[1], dict)
+            ):
+                raise _bad(f"'{name}' entries must be [event_id, hashes] pairs in this version")
+            ids.append(_event_id_ref(item[0], name, byte_limits))
+        return tuple(ids)
+    for item in value:
+        _event_id_ref(item, name, byte_limits)
+    return tuple(value)
+
+
+@attrs.frozen(eq=False, repr=False)
+class Event:
+    """A room event (PDU) of a known room version, validated and immutable.
+
+    Build it with :meth:`from_pdu` (network input) or :meth:`from_trusted_pdu` (trusted import).
+
+    Attributes:
+        event_id: the event's ID (computed from the reference hash for room versions 3+).
+        room_id: the room's ID (for a room version 12 create event: derived from its ID).
+        type: the event type.
+        state_key: the state key, or ``None`` for a non-state event.
+        sender: the sender's user ID.
+        prev_event_ids: the event's ``prev_events``, in PDU order.
+        auth_event_ids: the event's ``auth_events``, in PDU order; in room version 12 the create
+            event is appended for every other event (rule 5).
+        depth: the sender-asserted depth (untrusted; never used for security).
+        origin_server_ts: the sender-asserted timestamp in milliseconds.
+        content: the event content, read-only.
+        redacts: the redacted event's ID for ``m.room.redaction`` (top-level in RV 1–10,
+            ``content.redacts`` from RV 11), else ``None``.
+        room_version: the room version's features.
+        implied_create_auth: ``True`` when the last entry of ``auth_event_ids`` is the create
+            event implied by a room version 12 ``room_id`` rather than listed in the PDU.
+
+    >>> ev = Event.from_pdu({
+    ...     "type": "m.room.message", "room_id": "!r:a.example", "sender": "@u:a.example",
+    ...     "content": {"body": "hello"}, "depth": 5, "origin_server_ts": 1000,
+    ...     "prev_events": ["$p"], "auth_events": ["$c", "$m"],
+    ...     "hashes": {"sha256": "abc"}, "signatures": {}}, "11")
+    >>> ev.event_id
+    '$030hsuzgDuriKY9Q7FQ8ojCd5IHDqVJgD05ljwj7q0o'
+    >>> ev.content["body"], ev.state_key, ev.is_state
+    ('hello', None, False)
+    """
+
+    event_id: str
+    room_id: str
+    type: str
+    state_key: str | None
+    sender: str
+    prev_event_ids: tuple[str, ...]
+    auth_event_ids: tuple[str, ...]
+    depth: int
+    origin_server_ts: int
+    content: Mapping[str, JsonValue]
+    redacts: str | None
+    room_version: RoomVersion
+    implied_create_auth: bool = False
+    _pdu_json: bytes = b""
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_pdu(
+        cls, pdu: object, version: str | RoomVersion, *, backfilled: bool = False
+    ) -> Event:
+        """Validate a PDU of room version ``version`` and build its event, computing its ID.
+
+        Args:
+            pdu: the PDU as decoded JSON (federation format).
+            version: the room version (an identifier or a :class:`RoomVersion`).
+            backfilled: relax the ``prev_events`` ≤ 20 and ``auth_events`` ≤ 10 counts, which
+                the spec says "MUST NOT" be validated on ``/backfill`` responses.
+
+        Spec: server-server API "Checks performed on receipt of a PDU" (check 1), the
+        ``pdu_vN.yaml`` schemas, "Size limits"; digest §4.
+
+        Complexity: O(size of the PDU): two canonical-JSON encodings and one SHA-256.
+
+        Raises:
+            InvalidEventError: the PDU does not have the format of its room version.
+            UnsupportedRoomVersionError: unknown room version.
+        """
+        return _parse(pdu, room_version(version), backfilled=backfilled, trusted_id=None)
+
+    @classmethod
+    def from_trusted_pdu(
+        cls,
+        pdu: object,
+        version: str | RoomVersion,
+        *,
+        event_id: str | None = None,
+        backfilled: bool = False,
+    ) -> Event:
+        """Build an event from a *trusted* PDU, keeping the caller's event ID (rule 2).
+
+        For database exports and test fixtures whose IDs are placeholders or were computed
+        elsewhere. ``event_id`` defaults to the PDU's own ``event_id`` field (which is then
+        removed from the stored PDU for room versions 3+). ``hashes`` and ``signatures`` may be
+        absent. All other format checks apply. Never use it for network input.
+
+        Raises:
+            InvalidEventError: no usable event ID, or the PDU fails a format check.
+            UnsupportedRoomVersionError: unknown room version.
+        """
+        rv = room_version(version)
+        if event_id is None and isinstance(pdu, Mapping):
+            event_id = pdu.get("event_id")
+        if type(event_id) is not str or not event_id.startswith("$"):
+            raise _bad("a trusted import needs an event ID starting with '$'")
+        _check_length(event_id, "event_id", True)
+        return _parse(pdu, rv, backfilled=backfilled, trusted_id=event_id)
+
+    # -- views --------------------------------------------------------------------------------
+
+    @property
+    def is_state(self) -> bool:
+        """Whether this is a state event (it has a ``state_key``, possibly empty)."""
+        return self.state_key is not None
+
+    @property
+    def state_tuple(self) -> StateKey | None:
+        """``(type, state_key)`` for a state event, else ``None``."""
+        sk = self.state_key
+        return None if sk is None else (self.type, sk)
+
+    @property
+    def sender_domain(self) -> str:
+        """The server name part of ``sender``."""
+        return self.sender.split(":", 1)[1]
+
+    def to_pdu(self) -> dict[str, JsonValue]:
+        """A fresh, mutable copy of the PDU in federation format (as received)."""
+        pdu: dict[str, JsonValue] = json.loads(self._pdu_json)
+        return pdu
+
+    @property
+    def pdu_json(self) -> bytes:
+        """The PDU in federation format, as canonical JSON bytes."""
+        return self._pdu_json
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.event_id == other.event_id and self._pdu_json == other._pdu_json
+
+    def __hash__(self) -> int:
+        return hash(self.event_id)
+
+    def __repr__(self) -> str:
+        sk = "" if self.state_key is None else f", state_key={self.state_key!r}"
+        return f"<Event {self.event_id} {self.type}{sk} depth={self.depth}>"
+
+
+def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | None) -> Event:
+    if not isinstance(pdu, Mapping):
+        raise _bad("a PDU must be a JSON object")
+    strict = rv.strict_canonical_json
+    byte_limits = rv.strict_event_byte_limits
+    event_type = _string(pdu, "type", byte_limits)
+    state_key = pdu.get("state_key")
+    if state_key is not None:
+        if type(state_key) is not str:
+            raise _bad("'state_key' must be a string")
+        _check_length(state_key, "state_key", byte_limits)
+    elif "state_key" in pdu:
+        raise _bad("'state_key' must be a string")
+    sender = _string(pdu, "sender", byte_limits)
+    if not sender.startswith("@") or ":" not in sender:
+        raise _bad("'sender' must be a user ID (@localpart:domain)")
+
+    is_v12_create = rv.event_format is EventFormat.V3 and event_type == "m.room.create"
+    room_id: str | None
+    if is_v12_create:
+        if "room_id" in pdu:
+            # RV 12: "Omitted from m.room.create events" (room_id_v12.yaml).
+            raise _bad("a room version 12 create event must not have a 'room_id'")
+        room_id = None
+    else:
+        room_id = _string(pdu, "room_id", byte_limits)
+        if not room_id.startswith("!"):
+            raise _bad("'room_id' must start with '!'")
+
+    raw_content = pdu.get("content")
+    if type(raw_content) is not dict and type(raw_content) is not FrozenDict:
+        raise _bad("'content' must be an object" if "content" in pdu else "missing 'content'")
+    content = freeze_json(raw_content, strict=strict, where="content")
+
+    depth = _integer(pdu, "depth")
+    if not 0 <= depth <= rv.max_depth:
+        # pdu schemas: depth is at most 2**63 - 1 (RV 1–5) or 2**53 - 1 (RV 6+).
+        raise _bad(f"'depth' must be between 0 and {rv.max_depth}")
+    origin_server_ts = _integer(pdu, "origin_server_ts")
+
+    prev_limit = None if backfilled else MAX_PREV_EVENTS
+    auth_limit = None if backfilled else MAX_AUTH_EVENTS
+    prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
+    auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
+
+    trusted = trusted_id is not None
+    hashes = pdu.get("hashes")
+    if (hashes is not None or not trusted) and (
+        not isinstance(hashes, dict) or type(hashes.get("sha256")) is not str
+    ):
+        raise _bad("'hashes' must be an object with a string 'sha256'")
+    signatures = pdu.get("signatures")
+    if (signatures is not None or not trusted) and (
+        not isinstance(signatures, dict)
+        or not all(isinstance(v, dict) for v in signatures.values())
+    ):
+        raise _bad("'signatures' must be an object of objects")
+    unsigned = pdu.get("unsigned")
+    if unsigned is not None and not isinstance(unsigned, dict):
+        raise _bad("'unsigned' must be an object")
+
+    # Every other value must be JSON under the version's number rules too.
+    for key, value in pdu.items():
+        if type(key) is not str:
+            raise _bad("PDU keys must be strings")
+        if (key not in _KNOWN_TOP_LEVEL or key in ("hashes", "signatures", "unsigned")) and (
+            strict or type(value) is not str
+        ):
+            check_json(value, strict=strict, where=key)
+
+    redacts: str | None = None
+    if rv.redaction_rules.value >= 11:
+        r = content.get("redacts") if event_type == "m.room.redaction" else None
+        redacts = r if type(r) is str else None
+    else:
+        r = pdu.get("redacts")
+        if r is not None:
+            redacts = _event_id_ref(r, "redacts", byte_limits)
+
+    # The PDU as stored: without a top-level event_id from RV 3 on (the ID is not on the wire).
+    if rv.uses_reference_hash_ids and "event_id" in pdu:
+        if not trusted:
+            raise _bad("a room version 3+ PDU must not carry an 'event_id'")
+        pdu = {k: v for k, v in pdu.items() if k != "event_id"}
+    elif trusted_id is not None and not rv.uses_reference_hash_ids and "event_id" not in pdu:
+        pdu = {**pdu, "event_id": trusted_id}
+    pdu_json = encode_canonical_json(pdu)
+    if len(pdu_json) > MAX_EVENT_SIZE:
+        raise _bad(f"the event is larger than {MAX_EVENT_SIZE} bytes ({len(pdu_json)})")
+
+    if trusted_id is not None:
+        event_id = trusted_id
+        if rv.event_id_format is EventIdFormat.SERVER_ASSIGNED and pdu.get("event_id") not in (
+            None,
+            trusted_id,
+        ):
+            raise _bad("the trusted event ID differs from the PDU's 'event_id'")
+    elif rv.event_id_format is EventIdFormat.SERVER_ASSIGNED:
+        event_id = _string(pdu, "event_id", byte_limits)
+        if not event_id.startswith("$") or ":" not in event_id:
+            raise _bad("'event_id' must have the form $opaque:domain")
+    else:
+        digest = _reference_hash_of(redact(pdu, rv))
+        urlsafe = rv.event_id_format is EventIdFormat.REFERENCE_HASH_URLSAFE
+        event_id = "$" + unpadded_base64(digest, urlsafe=urlsafe)
+
+    implied = False
+    if rv.room_id_is_create_event_id:
+        if is_v12_create:
+            room_id = "!" + event_id[1:]
+        else:
+            assert room_id is not None
+            create_id = "$" + room_id[1:]
+            if create_id not in auth_ids:
+                auth_ids = (*auth_ids, create_id)
+                implied = True
+    assert room_id is not None
+
+    return Event(
+        event_id=event_id,
+        room_id=room_id,
+        type=event_type,
+        state_key=state_key,
+        sender=sender,
+        prev_event_ids=prev_ids,
+        auth_event_ids=auth_ids,
+        depth=depth,
+        origin_server_ts=origin_server_ts,
+        content=content,
+        redacts=redacts,
+        room_version=rv,
+        implied_create_auth=implied,
+        pdu_json=pdu_json,
+    )

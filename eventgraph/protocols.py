@@ -1,0 +1,134 @@
+"""Layer 2: the storage contracts every algorithm talks to.
+
+Rules of this module:
+
+1. Every read is batch-shaped: it takes a collection of IDs and returns a mapping. An ID the store
+   does not know is simply absent from the mapping (never ``None``). Algorithms advance a whole
+   frontier per call, so a SQL store answers a walk in O(depth) round trips.
+2. Algorithms import this module and the model, never a store module. Any object with these
+   methods is a store (structural typing): a server can wrap its own database.
+3. Writes are atomic: a write that raises :class:`~eventgraph.StoreError` (or any
+   :class:`~eventgraph.EventGraphError`) changed nothing.
+4. Results never depend on the order events were written in, except the ``arrival`` number, which
+   is store-local and only ever used as information, never as a tie-break of an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .events.event import Event
+from .events.room_versions import RoomVersion
+
+__all__ = [
+    "EventFacts",
+    "EventReader",
+    "EventStore",
+    "EventWriter",
+    "GraphReader",
+]
+
+
+@attrs.frozen
+class EventFacts:
+    """What the walks need to know about a stored event, without loading the event itself.
+
+    Attributes:
+        event_id: the event's ID.
+        room_id: the room the event belongs to (walks never leave it).
+        depth: the sender-asserted depth.
+        prev_event_ids: the event's ``prev_events``.
+        auth_event_ids: the event's ``auth_events`` (with the implied create event in RV 12).
+        is_state: whether the event is a state event.
+        outlier: the event's place in the DAG is unknown (its state was never computed): it was
+            fetched as an auth event or state event, or its prev events were missing. Walks
+            over ``prev_events`` never enter outliers.
+        rejected: the reason the event was rejected by the auth rules, or ``None``.
+        soft_failed: the event passed auth but failed against the current state.
+        arrival: a store-local number, increasing in the order events were first stored.
+    """
+
+    event_id: str
+    room_id: str
+    depth: int
+    prev_event_ids: tuple[str, ...]
+    auth_event_ids: tuple[str, ...]
+    is_state: bool
+    outlier: bool
+    rejected: str | None
+    soft_failed: bool
+    arrival: int
+
+
+@runtime_checkable
+class EventReader(Protocol):
+    """Reads events and their graph facts, a batch at a time."""
+
+    def get_events(self, event_ids: Collection[str], /) -> Mapping[str, Event]:
+        """The stored events among ``event_ids`` (unknown IDs are absent)."""
+        ...
+
+    def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        """The graph facts of the stored events among ``event_ids`` (unknown IDs are absent)."""
+        ...
+
+
+@runtime_checkable
+class GraphReader(Protocol):
+    """Reads the shape of each room's DAG: children and extremities."""
+
+    def get_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        """For each ID, the non-outlier stored events listing it in ``prev_events``, sorted.
+
+        IDs with no such child are absent. The ID itself need not be stored.
+        """
+        ...
+
+    def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
+        """The room's forward extremities, sorted: stored events with no stored children that
+        are not outliers, rejected or soft-failed (server-server API "PDUs")."""
+        ...
+
+    def backward_extremities(self, room_id: str, /) -> Mapping[str, int]:
+        """The room's backward extremities: IDs listed in the ``prev_events`` of stored
+        non-outlier events that are not stored as non-outliers themselves, each with the
+        smallest depth among those children (the nearest known point in the DAG)."""
+        ...
+
+    def room_version_of(self, room_id: str, /) -> RoomVersion | None:
+        """The room's version, if the store holds events of that room."""
+        ...
+
+
+@runtime_checkable
+class EventWriter(Protocol):
+    """Writes events as a raw graph (no auth, no state): for tests, tools and the pipeline."""
+
+    def add_events(
+        self,
+        events: Iterable[Event],
+        /,
+        *,
+        outliers: Collection[str] = (),
+        rejected: Mapping[str, str] | None = None,
+        soft_failed: Collection[str] = (),
+    ) -> None:
+        """Store ``events`` atomically, with the given flags by event ID.
+
+        Storing an event that is already stored is a no-op, except that an outlier stored again
+        as a non-outlier is connected into the DAG (de-outliered).
+
+        Raises:
+            StoreError: the batch is inconsistent (a non-event, a room with two room versions,
+                a different event under a stored ID, flags naming events not in the batch). The
+                store is unchanged.
+        """
+        ...
+
+
+@runtime_checkable
+class EventStore(EventReader, GraphReader, Protocol):
+    """Everything the read-only algorithms need."""

@@ -1,0 +1,5 @@
+"""Edges: the bundled stores."""
+
+from .memory import MemoryStore as MemoryStore
+
+__all__ = ["MemoryStore"]

@@ -1,0 +1,265 @@
+"""MemoryStore: every storage protocol, in memory.
+
+Rules of this module:
+
+1. It implements the protocols of :mod:`eventgraph.protocols` and nothing else public beyond
+   :meth:`MemoryStore.check_invariants` and a few read-only conveniences for tools.
+2. A write validates the whole batch before changing anything, so a refused batch leaves the
+   store exactly as it was (protocols rule 3).
+3. Forward extremities are the *accepted* events (not outlier, rejected or soft-failed) with no
+   accepted child. Backward extremities are the IDs named in ``prev_events`` of non-outlier
+   events and not stored as non-outliers, each with the smallest depth of those children.
+   Both follow from the set of stored events alone, so they never depend on insertion order.
+4. The store never imports an algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+import attrs
+
+from ..errors import StoreError
+from ..events.event import Event
+from ..events.room_versions import RoomVersion
+from ..protocols import EventFacts
+
+__all__ = ["MemoryStore"]
+
+
+@attrs.define
+class _RoomData:
+    version: RoomVersion
+    forward: set[str] = attrs.field(factory=set)
+    backward: dict[str, int] = attrs.field(factory=dict)
+    event_count: int = 0
+
+
+class MemoryStore:
+    """An in-memory store for any number of rooms.
+
+    >>> store = MemoryStore()
+    >>> store.forward_extremities("!nowhere:example")
+    ()
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, Event] = {}
+        self._facts: dict[str, EventFacts] = {}
+        self._children: dict[str, set[str]] = {}
+        self._rooms: dict[str, _RoomData] = {}
+        self._next_arrival = 1
+
+    # -- EventReader --------------------------------------------------------------------------
+
+    def get_events(self, event_ids: Collection[str], /) -> Mapping[str, Event]:
+        events = self._events
+        return {i: events[i] for i in event_ids if i in events}
+
+    def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        facts = self._facts
+        return {i: facts[i] for i in event_ids if i in facts}
+
+    # -- GraphReader --------------------------------------------------------------------------
+
+    def get_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        children = self._children
+        return {i: tuple(sorted(children[i])) for i in event_ids if children.get(i)}
+
+    def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
+        room = self._rooms.get(room_id)
+        return () if room is None else tuple(sorted(room.forward))
+
+    def backward_extremities(self, room_id: str, /) -> Mapping[str, int]:
+        room = self._rooms.get(room_id)
+        return {} if room is None else dict(sorted(room.backward.items()))
+
+    def room_version_of(self, room_id: str, /) -> RoomVersion | None:
+        room = self._rooms.get(room_id)
+        return None if room is None else room.version
+
+    # -- conveniences for tools ---------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._events
+
+    def room_ids(self) -> tuple[str, ...]:
+        """The rooms the store holds events of, sorted."""
+        return tuple(sorted(self._rooms))
+
+    def room_event_count(self, room_id: str) -> int:
+        """How many events of ``room_id`` are stored."""
+        room = self._rooms.get(room_id)
+        return 0 if room is None else room.event_count
+
+    # -- EventWriter --------------------------------------------------------------------------
+
+    def add_events(
+        self,
+        events: Iterable[Event],
+        /,
+        *,
+        outliers: Collection[str] = (),
+        rejected: Mapping[str, str] | None = None,
+        soft_failed: Collection[str] = (),
+    ) -> None:
+        """Store ``events`` atomically (see :class:`eventgraph.protocols.EventWriter`).
+
+        Complexity: O(edges of the batch); no step depends on the room's size.
+
+        Raises:
+            StoreError: the batch is inconsistent; the store is unchanged.
+        """
+        batch = self._validate(events, outliers, rejected or {}, soft_failed)
+        outlier_set = frozenset(outliers)
+        rejected_map = dict(rejected or {})
+        soft_set = frozenset(soft_failed)
+        # Everything below only adds to dicts and sets: it cannot fail half-way on valid input.
+        for event in batch:
+            self._insert(
+                event,
+                outlier=event.event_id in outlier_set,
+                rejected=rejected_map.get(event.event_id),
+                soft_failed=event.event_id in soft_set,
+            )
+
+    def _validate(
+        self,
+        events: Iterable[Event],
+        outliers: Collection[str],
+        rejected: Mapping[str, str],
+        soft_failed: Collection[str],
+    ) -> list[Event]:
+        batch: list[Event] = []
+        seen: dict[str, Event] = {}
+        versions: dict[str, RoomVersion] = {}
+        for event in events:
+            if not isinstance(event, Event):
+                msg = f"only Event values can be stored, not {type(event).__name__}"
+                raise StoreError(msg)
+            known = self._events.get(event.event_id) or seen.get(event.event_id)
+            if known is not None and known != event:
+                msg = f"a different event is already stored as {event.event_id}"
+                raise StoreError(msg)
+            room = self._rooms.get(event.room_id)
+            version = room.version if room is not None else versions.get(event.room_id)
+            if version is not None and version != event.room_version:
+                msg = (
+                    f"room {event.room_id} has room version {version.identifier}, "
+                    f"not {event.room_version.identifier}"
+                )
+                raise StoreError(msg)
+            versions[event.room_id] = event.room_version
+            if event.event_id not in seen:
+                seen[event.event_id] = event
+                batch.append(event)
+        for name, ids in (
+            ("outliers", outliers),
+            ("rejected", rejected),
+            ("soft_failed", soft_failed),
+        ):
+            for event_id in ids:
+                if event_id not in seen:
+                    msg = f"'{name}' names {event_id}, which is not in the batch"
+                    raise StoreError(msg)
+        for event_id, reason in rejected.items():
+            if not isinstance(reason, str):
+                msg = f"the rejection reason of {event_id} must be a string"
+                raise StoreError(msg)
+        return batch
+
+    def _insert(
+        self, event: Event, *, outlier: bool, rejected: str | None, soft_failed: bool
+    ) -> None:
+        event_id = event.event_id
+        old = self._facts.get(event_id)
+        if old is not None and (outlier or not old.outlier):
+            return  # already stored, and not being connected: a no-op
+        room = self._rooms.get(event.room_id)
+        if room is None:
+            room = self._rooms[event.room_id] = _RoomData(event.room_version)
+        if old is None:
+            arrival = self._next_arrival
+            self._next_arrival += 1
+            room.event_count += 1
+            self._events[event_id] = event
+        else:
+            arrival = old.arrival
+        self._facts[event_id] = EventFacts(
+            event_id=event_id,
+            room_id=event.room_id,
+            depth=event.depth,
+            prev_event_ids=event.prev_event_ids,
+            auth_event_ids=event.auth_event_ids,
+            is_state=event.state_key is not None,
+            outlier=outlier,
+            rejected=rejected,
+            soft_failed=soft_failed,
+            arrival=arrival,
+        )
+        if outlier:
+            return
+        # A non-outlier joins the DAG: edges, then extremities (rule 3).
+        room.backward.pop(event_id, None)
+        facts = self._facts
+        for prev in event.prev_event_ids:
+            self._children.setdefault(prev, set()).add(event_id)
+            prev_facts = facts.get(prev)
+            if prev_facts is None or prev_facts.outlier:
+                depth = room.backward.get(prev)
+                if depth is None or event.depth < depth:
+                    room.backward[prev] = event.depth
+        if rejected is None and not soft_failed:
+            for prev in event.prev_event_ids:
+                room.forward.discard(prev)
+            if not any(self._is_accepted(c) for c in self._children.get(event_id, ())):
+                room.forward.add(event_id)
+
+    def _is_accepted(self, event_id: str) -> bool:
+        f = self._facts.get(event_id)
+        return f is not None and not f.outlier and f.rejected is None and not f.soft_failed
+
+    # -- invariants ---------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Recompute every derived index from the stored events and compare.
+
+        Complexity: O(size of the store): for tests, never for serving.
+
+        Raises:
+            StoreError: an index disagrees with the events (a bug in the store).
+        """
+        children: dict[str, set[str]] = {}
+        forward: dict[str, set[str]] = {r: set() for r in self._rooms}
+        backward: dict[str, dict[str, int]] = {r: {} for r in self._rooms}
+        counts: dict[str, int] = dict.fromkeys(self._rooms, 0)
+        for event_id, event in self._events.items():
+            f = self._facts[event_id]
+            if f.event_id != event_id or f.room_id != event.room_id:
+                raise StoreError(f"facts of {event_id} disagree with the event")
+            counts[event.room_id] += 1
+            if f.outlier:
+                continue
+            for prev in event.prev_event_ids:
+                children.setdefault(prev, set()).add(event_id)
+                pf = self._facts.get(prev)
+                if pf is None or pf.outlier:
+                    bw = backward[event.room_id]
+                    bw[prev] = min(bw.get(prev, event.depth), event.depth)
+        for event_id in self._events:
+            if self._is_accepted(event_id) and not any(
+                self._is_accepted(c) for c in children.get(event_id, ())
+            ):
+                forward[self._events[event_id].room_id].add(event_id)
+        if children != {k: v for k, v in self._children.items() if v}:
+            raise StoreError("the children index disagrees with the events")
+        for room_id, room in self._rooms.items():
+            if room.forward != forward[room_id]:
+                raise StoreError(f"forward extremities of {room_id} disagree with the events")
+            if room.backward != backward[room_id]:
+                raise StoreError(f"backward extremities of {room_id} disagree with the events")
+            if room.event_count != counts[room_id]:
+                raise StoreError(f"the event count of {room_id} disagrees with the events")
