@@ -1,0 +1,108 @@
+"""Canonical JSON: the spec appendix examples and Matrix's number rules (digest §4.8)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventgraph import FrozenDict, InvalidEventError, encode_canonical_json
+from eventgraph.events.canonical_json import (
+    MAX_SAFE_INTEGER,
+    check_json,
+    freeze_json,
+    thaw_json,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({}, "{}"),
+        ({"one": 1, "two": "Two"}, '{"one":1,"two":"Two"}'),
+        ({"b": "2", "a": "1"}, '{"a":"1","b":"2"}'),
+        ({"本": 2, "日": 1}, '{"日":1,"本":2}'),
+        ({"a": "\u65e5"}, '{"a":"日"}'),
+        ({"a": None}, '{"a":null}'),
+        ({"a": '\x00\x1f\n"\\'}, '{"a":"\\u0000\\u001f\\n\\"\\\\"}'),
+        (
+            {"auth": {"success": True, "mxid": "@john.doe:example.com"}},
+            '{"auth":{"mxid":"@john.doe:example.com","success":true}}',
+        ),
+    ],
+)
+def test_appendix_examples(value: Any, expected: str) -> None:
+    """Examples from the spec appendix "Canonical JSON" (and the escaping grammar)."""
+    assert encode_canonical_json(value) == expected.encode("utf-8")
+
+
+def test_frozen_values_encode_like_plain_ones() -> None:
+    value = {"a": [1, {"b": [True, None]}], "c": "d"}
+    assert encode_canonical_json(freeze_json(value, strict=True)) == encode_canonical_json(value)
+
+
+@pytest.mark.parametrize("n", [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 0])
+def test_integer_range_edges_pass(n: int) -> None:
+    check_json({"n": n}, strict=True)
+
+
+@pytest.mark.parametrize("n", [MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1, 2**64])
+def test_integers_outside_the_range_fail_strictly(n: int) -> None:
+    with pytest.raises(InvalidEventError, match="range"):
+        check_json({"n": [n]}, strict=True)
+    check_json({"n": [n]}, strict=False)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), object(), {1: "a"}, b"x"])
+def test_non_json_values_fail_in_both_modes(bad: Any) -> None:
+    for strict in (True, False):
+        with pytest.raises(InvalidEventError):
+            check_json({"x": bad}, strict=strict)
+
+
+def test_error_names_the_path() -> None:
+    with pytest.raises(InvalidEventError, match=r"content\.a\[1\]\.b: floats"):
+        check_json({"a": [0, {"b": 0.5}]}, strict=True, where="content")
+
+
+def test_frozen_dict_is_read_only_and_hashable() -> None:
+    d = FrozenDict({"a": 1})
+    with pytest.raises(TypeError):
+        d.update({"b": 2})
+    with pytest.raises(TypeError):
+        d.pop("a")
+    with pytest.raises(TypeError):
+        d.setdefault("b", 2)
+    with pytest.raises(TypeError):
+        d.clear()
+    with pytest.raises(TypeError):
+        d.popitem()
+    with pytest.raises(TypeError):
+        del d["a"]
+    assert hash(d) == hash(FrozenDict({"a": 1}))
+    assert thaw_json(freeze_json({"a": [1]}, strict=True)) == {"a": [1]}
+
+
+json_strategy = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
+    | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=30,
+)
+
+
+@given(json_strategy)
+def test_encoding_is_sorted_compact_and_round_trips(value: Any) -> None:
+    """The encoding parses back to the value, and equals the appendix's reference encoder."""
+    try:
+        encoded = encode_canonical_json(value)
+    except InvalidEventError:
+        return  # lone surrogates cannot be UTF-8
+    assert json.loads(encoded) == value
+    reference = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    assert encoded == reference.encode("utf-8")
