@@ -17,3 +17,8 @@ __all__ = [
     "get_power_level",
     "sender_power_level",
 ]
+
+# State resolution v1 / v2 / v2.1 (resolution.py).
+from .resolution import resolve_state as resolve_state
+
+__all__ += ["resolve_state"]

@@ -1,0 +1,545 @@
+"""State resolution: v1 (room version 1), v2 (room versions 2–11) and v2.1 (room version 12).
+
+Rules of this module:
+
+1. The algorithm is chosen by the room version's one feature ``state_res`` (digest §7.1):
+   :attr:`~eventgraph.StateResAlgorithm.V1` follows ``rooms/v1.md`` "State resolution",
+   ``V2`` follows ``rooms/fragments/v2-state-res.md`` and ``V2_1`` follows ``rooms/v12.md``
+   "State resolution" (MSC4297). Every step below names the sentence of the spec it implements.
+2. Every ordering is total and ends in an ``event_id`` tie-break, so the answer never depends on
+   set or dict iteration, on the order of the state sets, or on the order events were stored in.
+3. Events come from the store in batches: one ``get_events``/``get_facts`` pair per frontier
+   (the conflicted events, the full conflicted set, the auth events of a whole set, one step of
+   every power-level walk at once), never one call per event. Auth chains, the auth difference
+   and the conflicted state subgraph come from :mod:`eventgraph.graph.auth_chain` (the index).
+4. **Previously rejected events** (decision; the spec is explicit, Synapse differs). Events of the
+   full conflicted set that the store marks as rejected are *re-checked like any other event*:
+   "Events that have been rejected due to failing auth based on the state at the event (rather
+   than based on their auth chain) are handled as usual by the algorithm" (v2 "Rejected
+   events"). So a rejected event enters the answer only if it passes the authorization rules
+   against the resolved state at that point. Synapse never re-admits them
+   (``research/synapse.md`` §8.8); we follow the spec, whose rationale is that rejection status
+   is local to a server while the answer must converge across servers. Rejected *auth* events
+   are never used: "Rejected auth events are deliberately excluded from use in the iterative
+   auth checks" — when a key is missing from the state, only the event's own *non-rejected*
+   ``auth_events`` fill it.
+5. Hostile input gives a defined answer or an :class:`~eventgraph.EventGraphError`: state-set
+   events the store lacks raise :class:`~eventgraph.EventNotFoundError`; conflicted events of
+   several rooms raise :class:`~eventgraph.InvalidRequestError`; an auth cycle (forgeable with
+   room version 1–2 IDs) raises :class:`~eventgraph.CycleError`; missing or foreign-room auth
+   events are treated as absent (the check that needs them then fails); malformed content fails
+   the authorization rules. Nothing recurses over the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from ..errors import EventNotFoundError, InvalidRequestError
+from ..events.event import Event, StateKey
+from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
+from ..graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
+from ..protocols import EventReader
+from ._checker import AuthChecker, sender_power_from_auth_events
+
+__all__ = ["resolve_state"]
+
+_POWER_LEVELS: StateKey = ("m.room.power_levels", "")
+_JOIN_RULES: StateKey = ("m.room.join_rules", "")
+_MEMBER = "m.room.member"
+_INFINITY = float("inf")
+
+
+def resolve_state(
+    room_version_id: str | RoomVersion,
+    state_sets: Sequence[Mapping[StateKey, str]],
+    store: EventReader,
+) -> dict[StateKey, str]:
+    """Resolve several room states into one, with the room version's algorithm.
+
+    Args:
+        room_version_id: the room version (an identifier or a :class:`RoomVersion`).
+        state_sets: the states to resolve, each mapping ``(type, state_key)`` to an event ID
+            (for state at an event: the states after its ``prev_events``). Their order does not
+            matter.
+        store: the events and their facts; every event of a conflicted key must be stored.
+
+    Returns:
+        The resolved state, a new dict (its iteration order carries no meaning). No state sets
+        give ``{}``; one gives a copy of it.
+
+    Raises:
+        UnsupportedRoomVersionError: unknown room version.
+        InvalidRequestError: a state set is not a mapping of ``(str, str)`` to ``str``, or the
+            conflicted events belong to several rooms.
+        EventNotFoundError: an event of a conflicted key is not in the store.
+        CycleError: the auth events of the conflicted power events form a cycle.
+
+        The store is never written to.
+
+    Spec: server-server API "Room State Resolution"; ``rooms/v1.md`` "State resolution" (v1,
+    room version 1); ``rooms/fragments/v2-state-res.md`` (v2, room versions 2–11);
+    ``rooms/v12.md`` "State resolution" (v2.1, MSC4297). Digest §7.
+
+    Complexity: with *n* the number of keys of the state sets and *c* the size of the full
+    conflicted set: O(n) to partition, the auth difference (and in room version 12 the
+    conflicted subgraph) from :mod:`eventgraph.graph.auth_chain`, O(c log c) to sort, one
+    authorization check per event of the full conflicted set, O(length of the power-levels
+    mainline walked) to place events on the mainline. Store round trips: a constant number of
+    batches plus one per step of the longest power-levels chain walked.
+
+    Examples:
+        >>> from eventgraph import MemoryStore
+        >>> from eventgraph.testing.strategies import make_event
+        >>> def ev(eid, type, key, content, auth, ts, sender="@a:x"):
+        ...     return make_event(eid, room_id="!r:x", version="11", type=type, state_key=key,
+        ...                       sender=sender, content=content, auth=auth,
+        ...                       origin_server_ts=ts)
+        >>> store = MemoryStore()
+        >>> store.add_events([
+        ...     ev("$c", "m.room.create", "", {"room_version": "11"}, (), 0),
+        ...     ev("$j", "m.room.member", "@a:x", {"membership": "join"}, ("$c",), 1),
+        ...     ev("$t1", "m.room.topic", "", {"topic": "one"}, ("$c", "$j"), 2),
+        ...     ev("$t2", "m.room.topic", "", {"topic": "two"}, ("$c", "$j"), 3),
+        ... ])
+        >>> base = {("m.room.create", ""): "$c", ("m.room.member", "@a:x"): "$j"}
+        >>> s1 = {**base, ("m.room.topic", ""): "$t1"}
+        >>> s2 = {**base, ("m.room.topic", ""): "$t2"}
+        >>> resolve_state("11", [s1, s2], store)[("m.room.topic", "")]
+        '$t2'
+        >>> resolve_state("11", [s2], store) == s2
+        True
+    """
+    rv = room_version(room_version_id)
+    sets = _validated(state_sets)
+    if not sets:
+        return {}
+    if len(sets) == 1:
+        return dict(sets[0])
+    if rv.state_res is StateResAlgorithm.V1:
+        return _resolve_v1(rv, sets, store)
+    return _resolve_v2(rv, sets, store)
+
+
+# -- input ---------------------------------------------------------------------------------------
+
+
+def _validated(state_sets: object) -> list[Mapping[StateKey, str]]:
+    """The state sets, checked to be mappings of ``(str, str)`` to ``str`` (rule 5)."""
+    if isinstance(state_sets, (str, bytes, Mapping)) or not isinstance(state_sets, Iterable):
+        msg = "state_sets must be a sequence of mappings"
+        raise InvalidRequestError(msg)
+    sets: list[Mapping[StateKey, str]] = []
+    for s in state_sets:
+        if not isinstance(s, Mapping):
+            msg = "each state set must be a mapping of (type, state_key) to an event ID"
+            raise InvalidRequestError(msg)
+        for key, value in s.items():
+            if (
+                type(key) is not tuple
+                or len(key) != 2
+                or type(key[0]) is not str
+                or type(key[1]) is not str
+                or type(value) is not str
+            ):
+                msg = f"state set entry {key!r} -> {value!r} is not (str, str) -> str"
+                raise InvalidRequestError(msg)
+        sets.append(s)
+    return sets
+
+
+# -- the store, a batch at a time -------------------------------------------------------------
+
+
+class _Events:
+    """The events of one resolution, loaded from the store a batch at a time (rule 3).
+
+    Events of another room than ``room_id`` (once known) are treated as unknown (rule 5).
+    """
+
+    __slots__ = ("_absent", "events", "rejected", "room_id", "store")
+
+    def __init__(self, store: EventReader) -> None:
+        self.store = store
+        self.events: dict[str, Event] = {}
+        self.rejected: set[str] = set()
+        self._absent: set[str] = set()
+        self.room_id: str | None = None
+
+    def load(self, event_ids: Iterable[str]) -> None:
+        """Fetch the events among ``event_ids`` not fetched yet: one batch, with their facts."""
+        events, absent = self.events, self._absent
+        want = sorted({i for i in event_ids if i not in events and i not in absent})
+        if not want:
+            return
+        got = self.store.get_events(want)
+        facts = self.store.get_facts(want)
+        room_id = self.room_id
+        for event_id in want:
+            ev = got.get(event_id)
+            if ev is None or (room_id is not None and ev.room_id != room_id):
+                absent.add(event_id)
+                continue
+            events[event_id] = ev
+            fact = facts.get(event_id)
+            if fact is not None and fact.rejected is not None:
+                self.rejected.add(event_id)
+
+    def load_auth_events(self, event_ids: Iterable[str]) -> None:
+        """Fetch, in one batch, the auth events of the (loaded) events ``event_ids``."""
+        events = self.events
+        wanted: set[str] = set()
+        for event_id in event_ids:
+            ev = events.get(event_id)
+            if ev is not None:
+                wanted.update(ev.auth_event_ids)
+        self.load(wanted)
+
+    def pl_parent(self, ev: Event) -> str | None:
+        """The ``m.room.power_levels`` event among ``ev``'s auth events (first listed), if any.
+
+        Spec: v2 "Mainline ordering": "the ``m.room.power_levels`` event in the
+        ``auth_events``".
+        """
+        events = self.events
+        for a in ev.auth_event_ids:
+            auth = events.get(a)
+            if auth is not None and auth.type == "m.room.power_levels" and a != ev.event_id:
+                return a
+        return None
+
+
+# -- partitioning --------------------------------------------------------------------------------
+
+
+def _partition_v2(
+    sets: Sequence[Mapping[StateKey, str]],
+) -> tuple[dict[StateKey, str], dict[StateKey, frozenset[str]]]:
+    """Split into the unconflicted state map and the conflicted state set, by key.
+
+    Spec: v2 "Unconflicted state map and conflicted state set": "(K, V) is unconflicted if K is
+    present in every Sᵢ with the same value V" — a key missing from any set is conflicted.
+
+    Complexity: O(total number of entries).
+    """
+    first, rest = sets[0], sets[1:]
+    unconflicted: dict[StateKey, str] = {}
+    conflicted: dict[StateKey, frozenset[str]] = {}
+    for key, value in first.items():
+        if all(s.get(key) == value for s in rest):
+            unconflicted[key] = value
+        else:
+            conflicted[key] = frozenset(s[key] for s in sets if key in s)
+    for s in rest:
+        for key in s:
+            if key not in first and key not in conflicted:
+                conflicted[key] = frozenset(t[key] for t in sets if key in t)
+    return unconflicted, conflicted
+
+
+def _partition_v1(
+    sets: Sequence[Mapping[StateKey, str]],
+) -> tuple[dict[StateKey, str], dict[StateKey, frozenset[str]]]:
+    """Split into the unconflicted entries and the conflicting events, by key.
+
+    Spec: ``rooms/v1.md``: "A *conflict* occurs between states where those states have
+    different ``event_ids`` for the same ``(event_type, state_key)``" — only states that have the
+    key take part, so a key missing from some states is not a conflict.
+
+    Complexity: O(total number of entries).
+    """
+    values: dict[StateKey, set[str]] = {}
+    for s in sets:
+        for key, value in s.items():
+            found = values.get(key)
+            if found is None:
+                values[key] = {value}
+            else:
+                found.add(value)
+    unconflicted: dict[StateKey, str] = {}
+    conflicted: dict[StateKey, frozenset[str]] = {}
+    for key, found in values.items():
+        if len(found) == 1:
+            (unconflicted[key],) = found
+        else:
+            conflicted[key] = frozenset(found)
+    return unconflicted, conflicted
+
+
+# -- definitions of v2 ------------------------------------------------------------------------
+
+
+def _is_power_event(ev: Event) -> bool:
+    """Spec: v2 "Power events": a state event of type ``m.room.power_levels`` or
+    ``m.room.join_rules``, or an ``m.room.member`` whose ``membership`` is ``leave`` or ``ban``
+    and whose ``sender`` does not match its ``state_key``."""
+    if ev.state_key is None:
+        return False
+    if ev.type in ("m.room.power_levels", "m.room.join_rules"):
+        return True
+    return (
+        ev.type == _MEMBER
+        and ev.content.get("membership") in ("leave", "ban")
+        and ev.sender != ev.state_key
+    )
+
+
+def _reverse_topological_power_order(
+    event_ids: Collection[str],
+    auth_edges: Mapping[str, Sequence[str]],
+    sort_key: Mapping[str, tuple[float, int, str]],
+) -> list[str]:
+    """Kahn's algorithm choosing the smallest candidate at each step: auth events first.
+
+    Args:
+        event_ids: the events to order.
+        auth_edges: each event's auth events (edges to events outside ``event_ids`` ignored).
+        sort_key: each event's comparison key, ``(-sender power, origin_server_ts, event_id)``.
+
+    Spec: v2 "Reverse topological power ordering": "the lexicographically smallest topological
+    ordering based on the DAG formed by auth events ... found by sorting the events using Kahn's
+    algorithm ... selecting, among all the candidate vertices, the smallest vertex".
+
+    Raises:
+        CycleError: the auth edges among ``event_ids`` form a cycle.
+
+    Complexity: O(k log k + edges) for k events.
+
+    >>> edges = {"$l": ["$o"], "$m": ["$n", "$o"], "$n": ["$o"], "$o": [], "$p": ["$o"]}
+    >>> keys = {e: (0, 0, e) for e in edges}
+    >>> _reverse_topological_power_order(list(edges), edges, keys)
+    ['$o', '$l', '$n', '$m', '$p']
+    """
+    from ..errors import CycleError
+
+    members = set(event_ids)
+    waiting: dict[str, int] = {}
+    dependants: dict[str, list[str]] = {}
+    for event_id in members:
+        n = 0
+        for a in set(auth_edges.get(event_id, ())):
+            if a in members and a != event_id:
+                n += 1
+                dependants.setdefault(a, []).append(event_id)
+            elif a == event_id:
+                msg = f"event {event_id} lists itself in its auth events"
+                raise CycleError(msg)
+        waiting[event_id] = n
+    heap = [sort_key[e] for e, n in waiting.items() if n == 0]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        event_id = heapq.heappop(heap)[2]
+        order.append(event_id)
+        for child in dependants.get(event_id, ()):
+            left = waiting[child] - 1
+            waiting[child] = left
+            if left == 0:
+                heapq.heappush(heap, sort_key[child])
+    if len(order) != len(members):
+        msg = "the auth events of the conflicted power events form a cycle"
+        raise CycleError(msg)
+    return order
+
+
+def _mainline_positions(
+    loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
+) -> dict[str, float]:
+    """The mainline position of each event, based on the power levels event ``power_levels_id``.
+
+    Spec: v2 "Mainline ordering": the mainline of P₀ is [P₀, P₁, …] following the power levels
+    event in each one's ``auth_events``; for another event e the list [e₁, …] is built the same
+    way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
+    eⱼ on the mainline, else ∞.
+
+    The mainline is walked once; then every event's walk advances one step per round, all in
+    one batch per round, and stops at the first mainline event or at an event whose answer is
+    already known (walks share their tails). A cycle (forgeable IDs) ends a walk: position ∞.
+
+    Complexity: O(mainline length + events walked); store round trips O(mainline length +
+    longest walk off the mainline).
+    """
+    events = loaded.events
+    # Walk the mainline of P₀, one step (one batch of auth events) per round.
+    mainline: dict[str, int] = {}
+    cursor = power_levels_id if power_levels_id in events else None
+    while cursor is not None and cursor not in mainline:
+        mainline[cursor] = len(mainline)
+        ev = events[cursor]
+        loaded.load(ev.auth_event_ids)
+        cursor = loaded.pl_parent(ev)
+    # answer[x] = position of the first mainline event at or below x (x included).
+    answer: dict[str, float] = {m: float(i) for m, i in mainline.items()}
+    positions: dict[str, float] = {}
+    # Each walk: its event, the events passed so far (e₁ …), its current cursor.
+    walks: list[tuple[str, list[str], str | None]] = []
+    for event_id in sorted(event_ids):
+        ev = events[event_id]
+        walks.append((event_id, [], loaded.pl_parent(ev)))
+    while walks:
+        pending: list[tuple[str, list[str], str | None]] = []
+        for event_id, path, cursor in walks:
+            if cursor is None or cursor not in events:
+                result = _INFINITY
+            elif cursor in answer:
+                result = answer[cursor]
+            elif cursor in path:  # a cycle of power-levels auth events
+                result = _INFINITY
+            else:
+                path.append(cursor)
+                pending.append((event_id, path, cursor))
+                continue
+            positions[event_id] = result
+            for p in path:
+                answer[p] = result
+        if not pending:
+            break
+        loaded.load_auth_events(sorted({c for _, _, c in pending if c is not None}))
+        walks = [(e, path, loaded.pl_parent(events[c])) for e, path, c in pending if c]
+    return positions
+
+
+# -- v2 and v2.1 -----------------------------------------------------------------------------
+
+
+def _resolve_v2(
+    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader
+) -> dict[StateKey, str]:
+    """State resolution v2 (room versions 2–11) and v2.1 (room version 12)."""
+    unconflicted, conflicted = _partition_v2(sets)
+    if not conflicted:
+        return unconflicted
+    is_v21 = rv.state_res is StateResAlgorithm.V2_1
+    loaded = _Events(store)
+    conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
+    _load_conflicted(loaded, conflicted_ids)
+
+    # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
+    # (v2.1: ∪ the conflicted state subgraph).
+    full: set[str] = set(conflicted_ids)
+    full.update(auth_chain_difference(store, [list(s.values()) for s in sets]))
+    if is_v21:
+        full.update(conflicted_subgraph(store, conflicted_ids))
+    loaded.load(full)
+    events = loaded.events
+    # Only state events of this room take part ("a sorted list of state events").
+    full_ids = sorted(e for e in full if e in events and events[e].state_key is not None)
+    loaded.load_auth_events(full_ids)
+    checker = AuthChecker(rv, loaded.events, loaded.rejected)
+    _load_state_entries(loaded, checker, unconflicted, full_ids)
+
+    # Step 1: the power events of the full conflicted set, with the events of their auth chains
+    # that are in the full conflicted set, in reverse topological power ordering.
+    power = [e for e in full_ids if _is_power_event(events[e])]
+    full_set = set(full_ids)
+    selected = set(power)
+    if power:
+        selected.update(full_set.intersection(auth_chain_ids(store, power)))
+    sort_key = {
+        e: (-sender_power_from_auth_events(rv, events[e], events), events[e].origin_server_ts, e)
+        for e in selected
+    }
+    auth_edges = {e: events[e].auth_event_ids for e in selected}
+    ordered = _reverse_topological_power_order(selected, auth_edges, sort_key)
+
+    # Step 2: iterative auth checks from the unconflicted state map (v2.1: from an empty map).
+    partial: dict[StateKey, str] = {} if is_v21 else dict(unconflicted)
+    checker.apply(partial, ordered)
+
+    # Step 3: the remaining events, in mainline ordering based on the resolved power levels.
+    remaining = [e for e in full_ids if e not in selected]
+    if remaining:
+        positions = _mainline_positions(loaded, partial.get(_POWER_LEVELS), remaining)
+        remaining.sort(key=lambda e: (-positions[e], events[e].origin_server_ts, e))
+        # Step 4: iterative auth checks on the partially resolved state.
+        checker.apply(partial, remaining)
+
+    # Step 5: every key of the unconflicted state map takes its unconflicted value.
+    partial.update(unconflicted)
+    return partial
+
+
+def _load_conflicted(loaded: _Events, conflicted_ids: Sequence[str]) -> None:
+    """Load the conflicted events; all must be stored, and of one room (rule 5)."""
+    loaded.load(conflicted_ids)
+    missing = [e for e in conflicted_ids if e not in loaded.events]
+    if missing:
+        msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
+        raise EventNotFoundError(msg)
+    rooms = sorted({loaded.events[e].room_id for e in conflicted_ids})
+    if len(rooms) > 1:
+        msg = f"the state sets hold events of several rooms: {', '.join(rooms[:3])}"
+        raise InvalidRequestError(msg)
+    loaded.room_id = rooms[0]
+
+
+def _load_state_entries(
+    loaded: _Events,
+    checker: AuthChecker,
+    unconflicted: Mapping[StateKey, str],
+    event_ids: Iterable[str],
+) -> None:
+    """Load, in one batch, the unconflicted events the checks of ``event_ids`` may read."""
+    keys = checker.needed_keys(event_ids)
+    loaded.load(unconflicted[k] for k in keys if k in unconflicted)
+
+
+# -- v1 --------------------------------------------------------------------------------------
+
+
+def _sha1(event_id: str) -> str:
+    return hashlib.sha1(event_id.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _resolve_v1(
+    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader
+) -> dict[StateKey, str]:
+    """State resolution v1 (room version 1)."""
+    unconflicted, conflicted = _partition_v1(sets)
+    if not conflicted:
+        return unconflicted
+    loaded = _Events(store)
+    conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
+    _load_conflicted(loaded, conflicted_ids)
+    events = loaded.events
+    checker = AuthChecker(rv, events, loaded.rejected, fallback_to_own_auth_events=False)
+    _load_state_entries(loaded, checker, unconflicted, conflicted_ids)
+    # "Start by setting R to the union of the states to be resolved, excluding any
+    # conflicting events."
+    resolved = dict(unconflicted)
+
+    def ascending(ids: Iterable[str]) -> list[str]:
+        # "Sort the list by ascending depth then descending sha1(event_id)."
+        by_hash = sorted(ids, key=_sha1, reverse=True)
+        return sorted(by_hash, key=lambda e: events[e].depth)
+
+    # "First we resolve conflicts between m.room.power_levels events ... Repeat the above
+    # process for conflicts between m.room.join_rules events ... for conflicts between
+    # m.room.member events." (member keys in state_key order, for determinism.)
+    auth_keys = [k for k in (_POWER_LEVELS, _JOIN_RULES) if k in conflicted]
+    auth_keys += sorted(k for k in conflicted if k[0] == _MEMBER)
+    for key in auth_keys:
+        candidates = ascending(conflicted[key])
+        # "Add the first event in the list to R."
+        resolved[key] = candidates[0]
+        for event_id in candidates[1:]:
+            # "check that the event would be allowed by the authorization rules for a room in
+            # state R. If [so], update R with the event and continue ... If it would not be
+            # allowed, stop."
+            if not checker.allowed(resolved, event_id):
+                break
+            resolved[key] = event_id
+    # "for all other conflicts, just pick the event with the highest depth and lowest
+    # sha1(event_id) that passes authentication in R and add it to R."
+    others = sorted(k for k in conflicted if k not in set(auth_keys))
+    for key in others:
+        candidates = sorted(conflicted[key], key=lambda e: (-events[e].depth, _sha1(e)))
+        chosen = candidates[-1]  # spec silent when none passes: the last one (as Synapse)
+        for event_id in candidates:
+            if checker.allowed(resolved, event_id):
+                chosen = event_id
+                break
+        resolved[key] = chosen
+    return resolved
