@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import canonicaljson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -106,3 +107,9 @@ def test_encoding_is_sorted_compact_and_round_trips(value: Any) -> None:
     assert json.loads(encoded) == value
     reference = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     assert encoded == reference.encode("utf-8")
+    assert encoded == canonicaljson.encode_canonical_json(value)
+
+
+@pytest.mark.parametrize("value", ["x", 1, None, True, [1, "a"], -5, 2**70, 1.5])
+def test_scalars_and_arrays_encode_like_canonicaljson(value: Any) -> None:
+    assert encode_canonical_json(value) == canonicaljson.encode_canonical_json(value)

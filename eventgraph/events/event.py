@@ -21,6 +21,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -29,9 +30,9 @@ import attrs
 
 from ..errors import InvalidEventError
 from .canonical_json import FrozenDict, JsonValue, check_json, encode_canonical_json, freeze_json
-from .hashes import _reference_hash_of, unpadded_base64
-from .redaction import redact
-from .room_versions import EventFormat, EventIdFormat, RoomVersion, room_version
+from .hashes import unpadded_base64
+from .redaction import redact_unchecked
+from .room_versions import EventFormat, EventIdFormat, RedactionRules, RoomVersion, room_version
 
 __all__ = [
     "MAX_AUTH_EVENTS",
@@ -52,6 +53,8 @@ MAX_AUTH_EVENTS = 10
 MAX_EVENT_SIZE = 65536
 #: The longest ``type``, ``state_key``, ``sender``, ``room_id`` and event ID (appendices).
 MAX_ID_LENGTH = 255
+# Strings this short are within MAX_ID_LENGTH bytes whatever their characters.
+_SHORT = MAX_ID_LENGTH // 4
 
 _KNOWN_TOP_LEVEL = frozenset(
     {
@@ -73,6 +76,24 @@ _KNOWN_TOP_LEVEL = frozenset(
 )
 
 
+_UNSIGNED_PARTS = frozenset({"hashes", "signatures", "unsigned"})
+
+
+def _flat_strings(value: object) -> bool:
+    # Fast path for hashes ({alg: str}) and signatures ({server: {key: str}}): nothing to check.
+    if type(value) is not dict:
+        return False
+    for v in value.values():
+        if type(v) is str:
+            continue
+        if type(v) is not dict:
+            return False
+        for w in v.values():
+            if type(w) is not str:
+                return False
+    return True
+
+
 def _bad(msg: str) -> InvalidEventError:
     return InvalidEventError(msg)
 
@@ -80,7 +101,7 @@ def _bad(msg: str) -> InvalidEventError:
 def _check_length(value: str, name: str, byte_limits: bool) -> None:
     # 255 is measured in UTF-8 bytes from RV 11 on, in code points before (room_versions rule).
     n = len(value)
-    if n <= MAX_ID_LENGTH // 4 or (n <= MAX_ID_LENGTH and not byte_limits):
+    if n <= _SHORT or (n <= MAX_ID_LENGTH and not byte_limits):
         return
     if n > MAX_ID_LENGTH:
         raise _bad(f"'{name}' is longer than {MAX_ID_LENGTH}")
@@ -141,7 +162,9 @@ def _edges(
             ids.append(_event_id_ref(item[0], name, byte_limits))
         return tuple(ids)
     for item in value:
-        _event_id_ref(item, name, byte_limits)
+        # Fast path: a short string with the sigil (every RV 3+ ID is 44 characters).
+        if type(item) is not str or item[:1] != "$" or len(item) > _SHORT:
+            _event_id_ref(item, name, byte_limits)
     return tuple(value)
 
 
@@ -290,11 +313,13 @@ class Event:
 
 
 def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | None) -> Event:
-    if not isinstance(pdu, Mapping):
+    if type(pdu) is not dict and not isinstance(pdu, Mapping):
         raise _bad("a PDU must be a JSON object")
     strict = rv.strict_canonical_json
     byte_limits = rv.strict_event_byte_limits
-    event_type = _string(pdu, "type", byte_limits)
+    event_type = pdu.get("type")
+    if type(event_type) is not str or len(event_type) > _SHORT:
+        event_type = _string(pdu, "type", byte_limits)
     state_key = pdu.get("state_key")
     if state_key is not None:
         if type(state_key) is not str:
@@ -302,8 +327,10 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
         _check_length(state_key, "state_key", byte_limits)
     elif "state_key" in pdu:
         raise _bad("'state_key' must be a string")
-    sender = _string(pdu, "sender", byte_limits)
-    if not sender.startswith("@") or ":" not in sender:
+    sender = pdu.get("sender")
+    if type(sender) is not str or len(sender) > _SHORT:
+        sender = _string(pdu, "sender", byte_limits)
+    if sender[:1] != "@" or ":" not in sender:
         raise _bad("'sender' must be a user ID (@localpart:domain)")
 
     is_v12_create = rv.event_format is EventFormat.V3 and event_type == "m.room.create"
@@ -314,8 +341,10 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
             raise _bad("a room version 12 create event must not have a 'room_id'")
         room_id = None
     else:
-        room_id = _string(pdu, "room_id", byte_limits)
-        if not room_id.startswith("!"):
+        room_id = pdu.get("room_id")
+        if type(room_id) is not str or len(room_id) > _SHORT:
+            room_id = _string(pdu, "room_id", byte_limits)
+        if room_id[:1] != "!":
             raise _bad("'room_id' must start with '!'")
 
     raw_content = pdu.get("content")
@@ -323,11 +352,15 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
         raise _bad("'content' must be an object" if "content" in pdu else "missing 'content'")
     content = freeze_json(raw_content, strict=strict, where="content")
 
-    depth = _integer(pdu, "depth")
+    depth = pdu.get("depth")
+    if type(depth) is not int:
+        depth = _integer(pdu, "depth")
     if not 0 <= depth <= rv.max_depth:
         # pdu schemas: depth is at most 2**63 - 1 (RV 1–5) or 2**53 - 1 (RV 6+).
         raise _bad(f"'depth' must be between 0 and {rv.max_depth}")
-    origin_server_ts = _integer(pdu, "origin_server_ts")
+    origin_server_ts = pdu.get("origin_server_ts")
+    if type(origin_server_ts) is not int:
+        origin_server_ts = _integer(pdu, "origin_server_ts")
 
     prev_limit = None if backfilled else MAX_PREV_EVENTS
     auth_limit = None if backfilled else MAX_AUTH_EVENTS
@@ -341,26 +374,35 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
     ):
         raise _bad("'hashes' must be an object with a string 'sha256'")
     signatures = pdu.get("signatures")
-    if (signatures is not None or not trusted) and (
-        not isinstance(signatures, dict)
-        or not all(isinstance(v, dict) for v in signatures.values())
-    ):
-        raise _bad("'signatures' must be an object of objects")
+    if signatures is not None or not trusted:
+        if not isinstance(signatures, dict):
+            raise _bad("'signatures' must be an object of objects")
+        for by_server in signatures.values():
+            if not isinstance(by_server, dict):
+                raise _bad("'signatures' must be an object of objects")
     unsigned = pdu.get("unsigned")
     if unsigned is not None and not isinstance(unsigned, dict):
         raise _bad("'unsigned' must be an object")
 
-    # Every other value must be JSON under the version's number rules too.
-    for key, value in pdu.items():
-        if type(key) is not str:
-            raise _bad("PDU keys must be strings")
-        if (key not in _KNOWN_TOP_LEVEL or key in ("hashes", "signatures", "unsigned")) and (
-            strict or type(value) is not str
-        ):
-            check_json(value, strict=strict, where=key)
+    if strict:
+        # RV 6+: every value must obey canonical JSON's number rules, not just the content.
+        # (Relaxed versions need no walk: the encoder below refuses non-JSON values.)
+        for key, value in pdu.items():
+            if type(key) is not str:
+                raise _bad("PDU keys must be strings")
+            if (
+                type(value) is not str
+                and (key not in _KNOWN_TOP_LEVEL or key in _UNSIGNED_PARTS)
+                and not _flat_strings(value)
+            ):
+                check_json(value, strict=True, where=key)
+    else:
+        for key in pdu:
+            if type(key) is not str:
+                raise _bad("PDU keys must be strings")
 
     redacts: str | None = None
-    if rv.redaction_rules.value >= 11:
+    if rv.redaction_rules is RedactionRules.V11:
         r = content.get("redacts") if event_type == "m.room.redaction" else None
         redacts = r if type(r) is str else None
     else:
@@ -369,11 +411,12 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
             redacts = _event_id_ref(r, "redacts", byte_limits)
 
     # The PDU as stored: without a top-level event_id from RV 3 on (the ID is not on the wire).
-    if rv.uses_reference_hash_ids and "event_id" in pdu:
+    server_assigned = rv.event_id_format is EventIdFormat.SERVER_ASSIGNED
+    if not server_assigned and "event_id" in pdu:
         if not trusted:
             raise _bad("a room version 3+ PDU must not carry an 'event_id'")
         pdu = {k: v for k, v in pdu.items() if k != "event_id"}
-    elif trusted_id is not None and not rv.uses_reference_hash_ids and "event_id" not in pdu:
+    elif trusted_id is not None and server_assigned and "event_id" not in pdu:
         pdu = {**pdu, "event_id": trusted_id}
     pdu_json = encode_canonical_json(pdu)
     if len(pdu_json) > MAX_EVENT_SIZE:
@@ -381,17 +424,20 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
 
     if trusted_id is not None:
         event_id = trusted_id
-        if rv.event_id_format is EventIdFormat.SERVER_ASSIGNED and pdu.get("event_id") not in (
+        if server_assigned and pdu.get("event_id") not in (
             None,
             trusted_id,
         ):
             raise _bad("the trusted event ID differs from the PDU's 'event_id'")
-    elif rv.event_id_format is EventIdFormat.SERVER_ASSIGNED:
+    elif server_assigned:
         event_id = _string(pdu, "event_id", byte_limits)
         if not event_id.startswith("$") or ":" not in event_id:
             raise _bad("'event_id' must have the form $opaque:domain")
     else:
-        digest = _reference_hash_of(redact(pdu, rv))
+        redacted = redact_unchecked(
+            pdu, rv.redaction_rules, event_type, raw_content, for_hashing=True
+        )
+        digest = hashlib.sha256(encode_canonical_json(redacted)).digest()
         urlsafe = rv.event_id_format is EventIdFormat.REFERENCE_HASH_URLSAFE
         event_id = "$" + unpadded_base64(digest, urlsafe=urlsafe)
 

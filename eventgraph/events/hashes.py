@@ -17,7 +17,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from collections.abc import Mapping
 
@@ -25,6 +25,8 @@ from ..errors import InvalidEventError
 from .canonical_json import JsonValue, encode_canonical_json
 from .redaction import redact
 from .room_versions import EventIdFormat, RoomVersion, room_version
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 __all__ = [
     "compute_event_id",
@@ -42,8 +44,10 @@ def unpadded_base64(data: bytes, *, urlsafe: bool = False) -> str:
     >>> unpadded_base64(b"\\xfb\\xff", urlsafe=True)
     '-_8'
     """
-    encoded = base64.urlsafe_b64encode(data) if urlsafe else base64.b64encode(data)
-    return encoded.rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).rstrip(b"=")
+    if urlsafe:
+        encoded = encoded.translate(_URLSAFE)
+    return encoded.decode("ascii")
 
 
 def content_hash(pdu: Mapping[str, JsonValue]) -> bytes:

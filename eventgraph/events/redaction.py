@@ -24,7 +24,7 @@ from ..errors import InvalidEventError
 from .canonical_json import JsonValue
 from .room_versions import RedactionRules, RoomVersion, room_version
 
-__all__ = ["redact"]
+__all__ = ["redact", "redact_unchecked"]
 
 _R = RedactionRules
 
@@ -45,6 +45,9 @@ _TOP_LEVEL_ALWAYS = frozenset(
     }
 )
 _TOP_LEVEL_BEFORE_V11 = _TOP_LEVEL_ALWAYS | {"prev_state", "origin", "membership"}
+
+_HASHED_V11 = _TOP_LEVEL_ALWAYS - {"signatures"}
+_HASHED_BEFORE_V11 = _TOP_LEVEL_BEFORE_V11 - {"signatures"}
 
 _PL_KEYS = frozenset(
     {"ban", "events", "events_default", "kick", "redact", "state_default", "users", "users_default"}
@@ -105,15 +108,32 @@ def redact(pdu: Mapping[str, JsonValue], version: str | RoomVersion) -> dict[str
         raise InvalidEventError("cannot redact an event without a string 'type'")
     if not isinstance(content, Mapping):
         raise InvalidEventError("cannot redact an event without an object 'content'")
-    rules = rv.redaction_rules
-    top = _TOP_LEVEL_ALWAYS if rules is _R.V11 else _TOP_LEVEL_BEFORE_V11
+    return redact_unchecked(pdu, rv.redaction_rules, event_type, content)
+
+
+def redact_unchecked(
+    pdu: Mapping[str, JsonValue],
+    rules: RedactionRules,
+    event_type: str,
+    content: Mapping[str, JsonValue],
+    *,
+    for_hashing: bool = False,
+) -> dict[str, JsonValue]:
+    """:func:`redact` for a PDU whose ``type`` and ``content`` were already checked.
+
+    ``for_hashing`` also leaves out ``signatures``, as the reference hash requires.
+    """
+    if for_hashing:
+        top = _HASHED_V11 if rules is _R.V11 else _HASHED_BEFORE_V11
+    else:
+        top = _TOP_LEVEL_ALWAYS if rules is _R.V11 else _TOP_LEVEL_BEFORE_V11
     out: dict[str, Any] = {k: v for k, v in pdu.items() if k in top}
     if rules is _R.V11 and event_type == "m.room.create":
         # RV 11+: the create event keeps its whole content.
         out["content"] = dict(content)
         return out
     allowed = _CONTENT_KEYS[rules].get(event_type, _EMPTY)
-    new_content = {k: v for k, v in content.items() if k in allowed}
+    new_content = {k: v for k, v in content.items() if k in allowed} if allowed else {}
     if rules is _R.V11 and event_type == "m.room.member":
         # RV 11+: member events also keep ``third_party_invite.signed`` (only that sub-key).
         tpi = content.get("third_party_invite")
