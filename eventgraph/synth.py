@@ -528,15 +528,16 @@ class _Room:
     def next_draft(self, *, in_fork: bool = False) -> _Draft:
         """The next event of the main line (or of the state branch of a fork)."""
         rng = self.rng
-        remaining_events = self.total - self.count
         new_members = self.config.members - self.next_user
+        # Newcomers arrive at an even pace over the first half of the room (or as fast as the
+        # budget allows): the chance is what remains to arrive over the time left to do it.
+        time_left = self.total // 2 - self.count
         # Room version 1 resolves a merge with state resolution v1, whose member and power-level
         # passes stop at the first event that fails against the partly resolved state. Its forks
         # keep to changes every algorithm resolves to the first branch's state (rule 4):
         # display names of members joined at the fork, topic and name.
         simple = in_fork and self.simple_forks
-        # Spread the newcomers over the first half of the room, or as fast as the budget allows.
-        if not simple and new_members > 0 and rng.random() * remaining_events < 2 * new_members:
+        if not simple and new_members > 0 and rng.random() * time_left < new_members:
             return self.newcomer()
         if rng.random() < self.config.state_rate:
             draft = self.state_change(_SIMPLE_KINDS if simple else 1.0)
