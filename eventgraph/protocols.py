@@ -132,3 +132,140 @@ class EventWriter(Protocol):
 @runtime_checkable
 class EventStore(EventReader, GraphReader, Protocol):
     """Everything the read-only algorithms need."""
+
+
+# -- state groups (the state at events, stored as snapshots and deltas) --------------------------
+
+#: A key of the room state, ``(event type, state key)`` (the model's ``StateKey``).
+_StateKey = tuple[str, str]
+
+
+@attrs.frozen
+class EventStateGroups:
+    """The state groups of a non-outlier event: the state before it and the state after it.
+
+    For a non-state event, and for a rejected one, ``after == before`` (spec: server-server API
+    "Room State Resolution" and "Rejection"; digest §7.1).
+    """
+
+    before: int
+    after: int
+
+
+@attrs.frozen
+class StateGroupDraft:
+    """A state group to create in a write: ``changes`` applied to the state of ``prev_group``.
+
+    Attributes:
+        group_id: a negative number naming the draft inside one write (the store assigns the
+            stored ID and returns the mapping).
+        room_id: the room the state belongs to.
+        prev_group: the group whose state this one changes (a stored group, or an earlier draft
+            of the same write), or ``None`` to start from the empty state.
+        changes: the new event ID of each changed key; ``None`` removes the key.
+    """
+
+    group_id: int
+    room_id: str
+    prev_group: int | None
+    changes: Mapping[_StateKey, str | None]
+
+
+@attrs.frozen
+class StateWrite:
+    """The state part of an atomic write (see :class:`StateGroupWriter`).
+
+    Attributes:
+        groups: new groups, each after the drafts it builds on.
+        event_groups: the groups of events being connected (stored or draft group IDs).
+        resolutions: cache entries ``frozenset(input groups) -> resolved group``.
+        parked: events of the write stored as outliers because some ``prev_events`` have no
+            known state; they are listed by :meth:`StateGroupReader.get_parked_children`.
+        unparked: previously parked events no longer waiting (connected, or given up).
+    """
+
+    groups: tuple[StateGroupDraft, ...] = ()
+    event_groups: Mapping[str, EventStateGroups] = attrs.field(factory=dict)
+    resolutions: Mapping[frozenset[int], int] = attrs.field(factory=dict)
+    parked: frozenset[str] = frozenset()
+    unparked: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class StateGroupReader(Protocol):
+    """Reads the state at events: state groups, each a snapshot or a delta on another group.
+
+    Group IDs are store-local numbers; answers computed from them never depend on them.
+    """
+
+    def get_event_state_groups(
+        self, event_ids: Collection[str], /
+    ) -> Mapping[str, EventStateGroups]:
+        """The state groups of the connected (non-outlier) events among ``event_ids``."""
+        ...
+
+    def get_state(
+        self, group_ids: Collection[int], /, keys: Collection[_StateKey] | None = None
+    ) -> Mapping[int, Mapping[_StateKey, str]]:
+        """The full state of each known group (only ``keys``, when given); unknown groups are
+        absent. Each mapping is a fresh ``dict`` the caller may keep."""
+        ...
+
+    def get_resolutions(
+        self, input_sets: Collection[frozenset[int]], /
+    ) -> Mapping[frozenset[int], int]:
+        """The cached resolved group of each known set of input groups."""
+        ...
+
+    def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        """For each ID, the parked outliers listing it in ``prev_events``, sorted (IDs with none
+        are absent)."""
+        ...
+
+
+@runtime_checkable
+class StateGroupWriter(Protocol):
+    """Writes events together with their state groups, in one atomic step."""
+
+    def add_events_with_state(
+        self,
+        events: Iterable[Event],
+        /,
+        *,
+        outliers: Collection[str] = (),
+        rejected: Mapping[str, str] | None = None,
+        soft_failed: Collection[str] = (),
+        state: StateWrite,
+    ) -> Mapping[int, int]:
+        """Store ``events`` as :meth:`EventWriter.add_events` does and ``state`` with them.
+
+        Returns:
+            The stored group ID of every draft group of ``state``.
+
+        Raises:
+            StoreError: the events or the state write are inconsistent (a draft on an unknown
+                group or one of another room, groups for an outlier or unknown event, a
+                non-negative draft ID, ...). The store is unchanged.
+        """
+        ...
+
+
+@runtime_checkable
+class StateStore(EventStore, StateGroupReader, Protocol):
+    """Everything the state-at-event algorithms read."""
+
+
+@runtime_checkable
+class RoomStore(StateStore, EventWriter, StateGroupWriter, Protocol):
+    """Everything the ingest pipeline needs."""
+
+
+__all__ += [
+    "EventStateGroups",
+    "RoomStore",
+    "StateGroupDraft",
+    "StateGroupReader",
+    "StateGroupWriter",
+    "StateStore",
+    "StateWrite",
+]

@@ -1,0 +1,437 @@
+"""In-memory state groups: the state at events as snapshots and short delta chains.
+
+Rules of this module:
+
+1. A state group is one of three kinds. A **snapshot** holds a full state. A **compaction**
+   holds every change since its snapshot (at most a bounded number of keys). A **delta** holds
+   the changes made on top of its parent group (usually one key: the state event that created
+   it). A delta chain is at most :data:`MAX_DELTA_HOPS` deltas long; the group that would exceed
+   it is stored as a compaction on the snapshot below, or as a new snapshot once the compaction
+   would grow past ``sqrt(2 * MAX_DELTA_HOPS * state size)`` keys (the size that minimises
+   snapshot plus compaction memory per state change). So a single-key lookup visits at most
+   ``MAX_DELTA_HOPS + 2`` dicts at any depth of the room, a full state costs one dict copy plus
+   bounded patching, and memory grows with the number of state *changes* (about
+   ``sqrt(2 * state size / MAX_DELTA_HOPS)`` entries per change), never with events x state size.
+   (Synapse stores a full snapshot every 100 hops: O(state size / 100) per change.)
+2. Writes go through :meth:`MemoryStateGroups.prepare` (validates everything, changes nothing)
+   then :meth:`MemoryStateGroups.apply` (only adds to dicts: cannot fail half-way), so the
+   composing store can make one atomic write of events and state.
+3. Resolution results are cached by the frozenset of input groups; parked outliers (events
+   whose ``prev_events`` have no state yet) are indexed by each of their ``prev_events``.
+4. This module never imports an algorithm (DESIGN "Layers"): how groups are chosen is the
+   pipeline's business; how they are represented is the store's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping
+from typing import cast
+
+import attrs
+
+from ..errors import StoreError
+from ..protocols import EventStateGroups, StateWrite
+
+__all__ = ["MAX_DELTA_HOPS", "MemoryStateGroups", "StateGroupStats"]
+
+#: The longest chain of deltas between a group and its compaction or snapshot.
+MAX_DELTA_HOPS = 32
+#: A compaction never needs to be smaller than this to be worth keeping.
+_MIN_COMPACTION = 64
+
+_SNAPSHOT = 0
+_COMPACTION = 1
+_DELTA = 2
+
+_Key = tuple[str, str]
+
+
+class _Group:
+    """One stored group (private, mutable-free after construction; slots for memory)."""
+
+    __slots__ = ("changes", "hops", "kind", "parent", "room_id", "size")
+
+    def __init__(
+        self,
+        room_id: str,
+        kind: int,
+        parent: _Group | None,
+        changes: dict[_Key, str | None],
+        hops: int,
+        size: int,
+    ) -> None:
+        self.room_id = room_id
+        self.kind = kind
+        self.parent = parent
+        self.changes = changes
+        self.hops = hops  # deltas between this group and its compaction/snapshot
+        self.size = size  # number of keys in the full state
+
+
+@attrs.frozen
+class StateGroupStats:
+    """Counts describing the stored state groups (for benchmarks and tools).
+
+    Attributes:
+        groups: stored groups.
+        snapshots: groups holding a full state.
+        compactions: groups holding the changes since their snapshot.
+        deltas: groups holding the changes on their parent.
+        entries: dict entries held by all groups together.
+        event_links: events with state groups.
+        resolutions: cached resolutions.
+    """
+
+    groups: int
+    snapshots: int
+    compactions: int
+    deltas: int
+    entries: int
+    event_links: int
+    resolutions: int
+
+
+@attrs.frozen
+class _Plan:
+    """A validated state write, ready to apply."""
+
+    write: StateWrite
+
+
+class MemoryStateGroups:
+    """State groups, event-to-group links, the resolution cache and the parked index, in memory.
+
+    A store composes one (``MemoryStore`` does) and forwards the
+    :class:`~eventgraph.protocols.StateGroupReader` calls to it.
+
+    >>> from eventgraph.protocols import StateGroupDraft, StateWrite
+    >>> groups = MemoryStateGroups()
+    >>> w = StateWrite(groups=(
+    ...     StateGroupDraft(-1, "!r:a", None, {("m.room.create", ""): "$c"}),
+    ...     StateGroupDraft(-2, "!r:a", -1, {("m.room.member", "@u:a"): "$j"}),
+    ... ))
+    >>> ids = groups.apply(groups.prepare(w, connected=lambda event_id: True))
+    >>> groups.get_state([ids[-2]])[ids[-2]] == {("m.room.create", ""): "$c",
+    ...                                           ("m.room.member", "@u:a"): "$j"}
+    True
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[int, _Group] = {}
+        self._next_id = 1
+        self._events: dict[str, tuple[int, int]] = {}
+        self._resolutions: dict[frozenset[int], int] = {}
+        self._parked: dict[str, tuple[str, ...]] = {}  # parked event -> its prev_events
+        self._parked_children: dict[str, set[str]] = {}
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_event_state_groups(
+        self, event_ids: Collection[str], /
+    ) -> Mapping[str, EventStateGroups]:
+        """See :meth:`eventgraph.protocols.StateGroupReader.get_event_state_groups`."""
+        events = self._events
+        out: dict[str, EventStateGroups] = {}
+        for event_id in event_ids:
+            pair = events.get(event_id)
+            if pair is not None:
+                out[event_id] = EventStateGroups(pair[0], pair[1])
+        return out
+
+    def get_state(
+        self, group_ids: Collection[int], /, keys: Collection[_Key] | None = None
+    ) -> Mapping[int, Mapping[_Key, str]]:
+        """See :meth:`eventgraph.protocols.StateGroupReader.get_state` (rule 1 for costs)."""
+        out: dict[int, Mapping[_Key, str]] = {}
+        for group_id in group_ids:
+            group = self._groups.get(group_id)
+            if group is None:
+                continue
+            out[group_id] = _full_state(group) if keys is None else _some_state(group, keys)
+        return out
+
+    def get_resolutions(
+        self, input_sets: Collection[frozenset[int]], /
+    ) -> Mapping[frozenset[int], int]:
+        """See :meth:`eventgraph.protocols.StateGroupReader.get_resolutions`."""
+        cache = self._resolutions
+        return {s: cache[s] for s in input_sets if s in cache}
+
+    def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        """See :meth:`eventgraph.protocols.StateGroupReader.get_parked_children`."""
+        index = self._parked_children
+        return {i: tuple(sorted(index[i])) for i in event_ids if index.get(i)}
+
+    def is_parked(self, event_id: str) -> bool:
+        """Whether ``event_id`` is a parked outlier."""
+        return event_id in self._parked
+
+    def group_room(self, group_id: int) -> str | None:
+        """The room of a stored group, or ``None``."""
+        group = self._groups.get(group_id)
+        return None if group is None else group.room_id
+
+    def stats(self) -> StateGroupStats:
+        """Counts of groups by kind and of the entries they hold. Complexity: O(groups)."""
+        kinds = [0, 0, 0]
+        entries = 0
+        for group in self._groups.values():
+            kinds[group.kind] += 1
+            entries += len(group.changes)
+        return StateGroupStats(
+            groups=len(self._groups),
+            snapshots=kinds[_SNAPSHOT],
+            compactions=kinds[_COMPACTION],
+            deltas=kinds[_DELTA],
+            entries=entries,
+            event_links=len(self._events),
+            resolutions=len(self._resolutions),
+        )
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        write: StateWrite,
+        *,
+        connected: Callable[[str], bool],
+        parkable: Callable[[str], tuple[str, ...] | None] | None = None,
+    ) -> _Plan:
+        """Validate ``write`` without changing anything (rule 2).
+
+        Args:
+            write: the state write.
+            connected: whether an event will be stored as a non-outlier once the write is done.
+            parkable: the ``prev_events`` of an event that will be stored as an outlier, or
+                ``None`` if it will not be (only needed when ``write.parked`` is not empty).
+
+        Raises:
+            StoreError: the write is inconsistent; nothing changed.
+        """
+        if not isinstance(write, StateWrite):
+            msg = f"a state write must be a StateWrite, not {type(write).__name__}"
+            raise StoreError(msg)
+        rooms: dict[int, str] = {}
+        for draft in write.groups:
+            if type(draft.group_id) is not int or draft.group_id >= 0:
+                msg = f"draft group IDs must be negative integers, not {draft.group_id!r}"
+                raise StoreError(msg)
+            if draft.group_id in rooms:
+                msg = f"draft group {draft.group_id} appears twice"
+                raise StoreError(msg)
+            if draft.prev_group is not None:
+                prev_room = self._room_of(draft.prev_group, rooms)
+                if prev_room is None:
+                    msg = f"draft {draft.group_id} builds on unknown group {draft.prev_group}"
+                    raise StoreError(msg)
+                if prev_room != draft.room_id:
+                    msg = f"draft {draft.group_id} builds on a group of room {prev_room}"
+                    raise StoreError(msg)
+            for key, value in draft.changes.items():
+                if not (
+                    type(key) is tuple
+                    and len(key) == 2
+                    and type(key[0]) is str
+                    and type(key[1]) is str
+                ):
+                    msg = f"draft {draft.group_id} has a malformed state key {key!r}"
+                    raise StoreError(msg)
+                if value is not None and type(value) is not str:
+                    msg = f"draft {draft.group_id} maps {key} to a non-ID {value!r}"
+                    raise StoreError(msg)
+            rooms[draft.group_id] = draft.room_id
+        for event_id, pair in write.event_groups.items():
+            if not isinstance(pair, EventStateGroups):
+                raise StoreError(f"the groups of {event_id} must be EventStateGroups")
+            if not connected(event_id):
+                msg = f"state groups given for {event_id}, which is not a connected event"
+                raise StoreError(msg)
+            before = self._room_of(pair.before, rooms)
+            after = self._room_of(pair.after, rooms)
+            if before is None or after is None or before != after:
+                msg = f"the state groups of {event_id} are unknown or of two rooms"
+                raise StoreError(msg)
+        for inputs, result in write.resolutions.items():
+            if (
+                not isinstance(inputs, frozenset)
+                or len(inputs) < 2
+                or self._room_of(result, rooms) is None
+                or any(self._room_of(g, rooms) is None for g in inputs)
+            ):
+                msg = f"the cached resolution {sorted(inputs)} -> {result} names unknown groups"
+                raise StoreError(msg)
+        for event_id in write.parked:
+            if parkable is None or parkable(event_id) is None:
+                msg = f"{event_id} is parked but is not an outlier of the write"
+                raise StoreError(msg)
+        return _Plan(write)
+
+    def apply(
+        self,
+        plan: _Plan,
+        *,
+        prev_events: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> dict[int, int]:
+        """Apply a prepared write (rule 2): only additions, no validation left to fail.
+
+        Args:
+            plan: what :meth:`prepare` returned, with nothing written in between.
+            prev_events: the ``prev_events`` of each parked event (needed for ``parked``).
+
+        Returns:
+            The stored group ID of each draft.
+        """
+        write = plan.write
+        ids: dict[int, int] = {}
+        for draft in write.groups:
+            parent = None
+            if draft.prev_group is not None:
+                parent = self._groups[ids.get(draft.prev_group, draft.prev_group)]
+            group_id = self._next_id
+            self._next_id += 1
+            self._groups[group_id] = _make_group(draft.room_id, parent, draft.changes)
+            ids[draft.group_id] = group_id
+        for event_id, pair in write.event_groups.items():
+            self._events[event_id] = (
+                ids.get(pair.before, pair.before),
+                ids.get(pair.after, pair.after),
+            )
+        for inputs, result in write.resolutions.items():
+            key = frozenset(ids.get(g, g) for g in inputs)
+            self._resolutions[key] = ids.get(result, result)
+        for event_id in write.unparked:
+            prevs = self._parked.pop(event_id, ())
+            for prev in prevs:
+                children = self._parked_children.get(prev)
+                if children is not None:
+                    children.discard(event_id)
+                    if not children:
+                        del self._parked_children[prev]
+        if write.parked:
+            assert prev_events is not None
+            for event_id in sorted(write.parked):
+                prevs = prev_events(event_id)
+                self._parked[event_id] = prevs
+                for prev in prevs:
+                    self._parked_children.setdefault(prev, set()).add(event_id)
+        return ids
+
+    def _room_of(self, group_id: int, drafts: Mapping[int, str]) -> str | None:
+        if type(group_id) is not int:
+            return None
+        if group_id < 0:
+            return drafts.get(group_id)
+        group = self._groups.get(group_id)
+        return None if group is None else group.room_id
+
+    # -- invariants -----------------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Check the shape rules of every group (rule 1). Complexity: O(stored entries).
+
+        Raises:
+            StoreError: a group breaks a rule (a bug).
+        """
+        for group_id, group in self._groups.items():
+            if group.kind == _SNAPSHOT:
+                ok = group.parent is None and group.hops == 0
+                ok = ok and None not in group.changes.values()
+            elif group.kind == _COMPACTION:
+                ok = group.parent is not None and group.parent.kind == _SNAPSHOT
+                ok = ok and group.hops == 0
+            else:
+                parent = group.parent
+                ok = parent is not None and group.hops == parent.hops + 1
+                ok = ok and group.hops <= MAX_DELTA_HOPS
+            if not ok:
+                raise StoreError(f"state group {group_id} breaks the shape rules")
+            if len(_full_state(group)) != group.size:
+                raise StoreError(f"state group {group_id} has a wrong size")
+            if group.parent is not None and group.parent.room_id != group.room_id:
+                raise StoreError(f"state group {group_id} builds on another room's group")
+        for event_id, (before, after) in self._events.items():
+            if before not in self._groups or after not in self._groups:
+                raise StoreError(f"the state groups of {event_id} are not stored")
+
+
+def _chain(group: _Group) -> list[_Group]:
+    """The group and its ancestors down to (and including) the snapshot, newest first."""
+    chain = [group]
+    while group.parent is not None:
+        group = group.parent
+        chain.append(group)
+    return chain
+
+
+def _full_state(group: _Group) -> dict[_Key, str]:
+    chain = _chain(group)
+    state = cast(dict[_Key, str], dict(chain[-1].changes))
+    for g in reversed(chain[:-1]):
+        for key, value in g.changes.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+    return state
+
+
+def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
+    out: dict[_Key, str] = {}
+    for key in keys:
+        g: _Group | None = group
+        while g is not None:
+            changes = g.changes
+            if key in changes:
+                value = changes[key]
+                if value is not None:
+                    out[key] = value
+                break
+            g = g.parent
+    return out
+
+
+def _make_group(room_id: str, parent: _Group | None, changes: Mapping[_Key, str | None]) -> _Group:
+    """Store ``changes`` on ``parent`` as a delta, a compaction or a snapshot (rule 1)."""
+    if parent is None:
+        full: dict[_Key, str | None] = {k: v for k, v in changes.items() if v is not None}
+        return _Group(room_id, _SNAPSHOT, None, full, 0, len(full))
+    size = parent.size
+    own: dict[_Key, str | None] = {}
+    for key, value in changes.items():
+        old = _lookup(parent, key)
+        if old == value:
+            continue  # not a change
+        own[key] = value
+        size += (value is not None) - (old is not None)
+    if parent.hops < MAX_DELTA_HOPS:
+        return _Group(room_id, _DELTA, parent, own, parent.hops + 1, size)
+    # Too many hops: rebase on the snapshot below as a compaction, or snapshot.
+    chain = _chain(parent)
+    snapshot = chain[-1]
+    base = snapshot.changes
+    merged: dict[_Key, str | None] = {}
+    for g in reversed(chain[:-1]):
+        merged.update(g.changes)
+    merged.update(own)
+    compacted = {k: v for k, v in merged.items() if base.get(k) != v}
+    limit = max(_MIN_COMPACTION, math.isqrt(2 * MAX_DELTA_HOPS * max(size, 1)))
+    if len(compacted) <= limit:
+        return _Group(room_id, _COMPACTION, snapshot, compacted, 0, size)
+    new = dict(base)
+    for key, value in compacted.items():
+        if value is None:
+            new.pop(key, None)
+        else:
+            new[key] = value
+    return _Group(room_id, _SNAPSHOT, None, new, 0, len(new))
+
+
+def _lookup(group: _Group, key: _Key) -> str | None:
+    g: _Group | None = group
+    while g is not None:
+        changes = g.changes
+        if key in changes:
+            return changes[key]
+        g = g.parent
+    return None
