@@ -37,12 +37,14 @@ import hashlib
 import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from ..errors import EventNotFoundError, InvalidRequestError
+import attrs
+
+from ..errors import CycleError, EventNotFoundError, InvalidRequestError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
 from ..graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
 from ..protocols import EventReader
-from ._checker import AuthChecker, sender_power_from_auth_events
+from ._checker import AuthChecker
 
 __all__ = ["resolve_state"]
 
@@ -112,6 +114,29 @@ def resolve_state(
         >>> resolve_state("11", [s2], store) == s2
         True
     """
+    return _resolve(room_version_id, state_sets, store, _Stats())
+
+
+@attrs.define
+class _Stats:
+    """What one resolution did (for the benchmarks; never part of an answer)."""
+
+    conflicted_keys: int = 0
+    conflicted_events: int = 0
+    auth_difference: int = 0
+    full_conflicted: int = 0
+    power_events: int = 0
+    auth_checks: int = 0
+    known_from_receipt: int = 0
+
+
+def _resolve(
+    room_version_id: str | RoomVersion,
+    state_sets: Sequence[Mapping[StateKey, str]],
+    store: EventReader,
+    stats: _Stats,
+) -> dict[StateKey, str]:
+    """:func:`resolve_state`, recording what it did in ``stats``."""
     rv = room_version(room_version_id)
     sets = _validated(state_sets)
     if not sets:
@@ -119,8 +144,8 @@ def resolve_state(
     if len(sets) == 1:
         return dict(sets[0])
     if rv.state_res is StateResAlgorithm.V1:
-        return _resolve_v1(rv, sets, store)
-    return _resolve_v2(rv, sets, store)
+        return _resolve_v1(rv, sets, store, stats)
+    return _resolve_v2(rv, sets, store, stats)
 
 
 # -- input ---------------------------------------------------------------------------------------
@@ -312,8 +337,6 @@ def _reverse_topological_power_order(
     >>> _reverse_topological_power_order(list(edges), edges, keys)
     ['$o', '$l', '$n', '$m', '$p']
     """
-    from ..errors import CycleError
-
     members = set(event_ids)
     waiting: dict[str, int] = {}
     dependants: dict[str, list[str]] = {}
@@ -405,7 +428,7 @@ def _mainline_positions(
 
 
 def _resolve_v2(
-    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader
+    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader, stats: _Stats
 ) -> dict[StateKey, str]:
     """State resolution v2 (room versions 2–11) and v2.1 (room version 12)."""
     unconflicted, conflicted = _partition_v2(sets)
@@ -419,7 +442,8 @@ def _resolve_v2(
     # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
     # (v2.1: ∪ the conflicted state subgraph).
     full: set[str] = set(conflicted_ids)
-    full.update(auth_chain_difference(store, [list(s.values()) for s in sets]))
+    difference = auth_chain_difference(store, [list(s.values()) for s in sets])
+    full.update(difference)
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
     loaded.load(full)
@@ -438,8 +462,7 @@ def _resolve_v2(
     if power:
         selected.update(full_set.intersection(auth_chain_ids(store, power)))
     sort_key = {
-        e: (-sender_power_from_auth_events(rv, events[e], events), events[e].origin_server_ts, e)
-        for e in selected
+        e: (-checker.sender_power(events[e]), events[e].origin_server_ts, e) for e in selected
     }
     auth_edges = {e: events[e].auth_event_ids for e in selected}
     ordered = _reverse_topological_power_order(selected, auth_edges, sort_key)
@@ -458,6 +481,13 @@ def _resolve_v2(
 
     # Step 5: every key of the unconflicted state map takes its unconflicted value.
     partial.update(unconflicted)
+    stats.conflicted_keys = len(conflicted)
+    stats.conflicted_events = len(conflicted_ids)
+    stats.auth_difference = len(difference)
+    stats.full_conflicted = len(full_ids)
+    stats.power_events = len(selected)
+    stats.auth_checks = checker.checks
+    stats.known_from_receipt = checker.known
     return partial
 
 
@@ -494,7 +524,7 @@ def _sha1(event_id: str) -> str:
 
 
 def _resolve_v1(
-    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader
+    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader, stats: _Stats
 ) -> dict[StateKey, str]:
     """State resolution v1 (room version 1)."""
     unconflicted, conflicted = _partition_v1(sets)
@@ -542,4 +572,8 @@ def _resolve_v1(
                 chosen = event_id
                 break
         resolved[key] = chosen
+    stats.conflicted_keys = len(conflicted)
+    stats.conflicted_events = stats.full_conflicted = len(conflicted_ids)
+    stats.auth_checks = checker.checks
+    stats.known_from_receipt = checker.known
     return resolved

@@ -1,0 +1,322 @@
+"""Benchmark: state resolution of a forked room (the shapes of research/synapse-bench.md).
+
+A room is built with its own small builder (not ``eventgraph.synth``): a linear prefix of
+``prefix`` events (the creator, ``members`` joins, a few moderators, messages), then a fork into
+two concurrent branches, each with ``changes`` *accepted* state changes — power-level promotions,
+demotions and threshold changes, bans, kicks, joins, leaves, display names, topics, names and
+custom state on a small key space. Every event is checked with ``check_auth`` against the branch's
+state while it is built (rejected candidates are dropped and redrawn), so both branch states are
+real states. Then the two branch tips' states are resolved.
+
+For each row: warm-up once, then ``--repeat`` timed runs (min / median / max), the number of
+authorization checks, the conflicted keys, the auth difference, the full conflicted set and the
+power events (with their auth ancestors in it), and the ratio to Synapse's median from
+research/synapse-bench.md. A least-squares fit of log(time) against log(changes per branch)
+gives the growth exponent per prefix size.
+
+Run: ``python benchmarks/bench_stateres.py [--quick] [--version 11|12] [--repeat N]``.
+Raw rows go to ``benchmarks/results/stateres.txt`` (appended to with ``--append``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from eventgraph import AuthError, Event, MemoryStore, StateKey
+from eventgraph.events.auth_selection import auth_types_for_event
+from eventgraph.events.canonical_json import JsonValue
+from eventgraph.events.room_versions import RoomVersion, room_version
+from eventgraph.state.authz import check_auth
+from eventgraph.state.resolution import _resolve, _Stats
+from eventgraph.testing import make_event
+
+RESULTS = Path(__file__).resolve().parent / "results" / "stateres.txt"
+
+#: Synapse 1.163.2 medians (research/synapse-bench.md), ms, room version 11 and 12.
+SYNAPSE_MS: dict[str, dict[tuple[int, int], float]] = {
+    "11": {
+        (1_000, 10): 1.2, (1_000, 100): 8.3, (1_000, 1_000): 208.0,
+        (10_000, 10): 3.0, (10_000, 100): 10.0, (10_000, 1_000): 436.0,
+        (100_000, 10): 44.0, (100_000, 100): 44.0, (100_000, 1_000): 483.0,
+    },
+    "12": {
+        (1_000, 10): 1.2, (1_000, 100): 8.2, (1_000, 1_000): 200.0,
+        (100_000, 10): 53.0, (100_000, 100): 75.0, (100_000, 1_000): 493.0,
+    },
+}  # fmt: skip
+
+PL: StateKey = ("m.room.power_levels", "")
+MEMBER = "m.room.member"
+
+
+class RoomBuilder:
+    """Builds one linear run of accepted events on top of a state (one branch or the prefix)."""
+
+    def __init__(
+        self,
+        rv: RoomVersion,
+        room_id: str,
+        events: dict[str, Event],
+        state: dict[StateKey, str],
+        tip: str | None,
+        depth: int,
+        ts: int,
+        prefix: str,
+    ) -> None:
+        self.rv = rv
+        self.room_id = room_id
+        self.events = events
+        self.state = dict(state)
+        self.tip = tip
+        self.depth = depth
+        self.ts = ts
+        self.prefix = prefix
+        self.count = 0
+        self.new: list[Event] = []
+
+    def fork(self, prefix: str) -> RoomBuilder:
+        return RoomBuilder(
+            self.rv,
+            self.room_id,
+            self.events,
+            self.state,
+            self.tip,
+            self.depth,
+            self.ts,
+            prefix,
+        )
+
+    def send(
+        self,
+        etype: str,
+        sender: str,
+        content: Mapping[str, JsonValue],
+        state_key: str | None = None,
+        *,
+        event_id: str | None = None,
+    ) -> bool:
+        """Build the event on the tip; keep it if it passes auth against the state."""
+        keys = list(auth_types_for_event(self.rv, etype, sender, state_key, content))
+        auth_ids = [self.state[k] for k in keys if k in self.state]
+        if event_id is None:
+            event_id = f"${self.prefix}{self.count}"
+        ev = make_event(
+            event_id,
+            room_id=self.room_id,
+            version=self.rv,
+            prev=[] if self.tip is None else [self.tip],
+            auth=auth_ids,
+            depth=self.depth + 1,
+            type=etype,
+            state_key=state_key,
+            sender=sender,
+            content=content,
+            origin_server_ts=self.ts + 1,
+        )
+        auth = [self.events[i] for i in ev.auth_event_ids if i in self.events]
+        try:
+            check_auth(self.rv, ev, auth)
+        except AuthError:
+            return False
+        self.count += 1
+        self.depth += 1
+        self.ts += 1
+        self.tip = ev.event_id
+        self.events[ev.event_id] = ev
+        self.new.append(ev)
+        if state_key is not None:
+            self.state[(etype, state_key)] = ev.event_id
+        return True
+
+    # -- views of the state --------------------------------------------------------------------
+
+    def membership(self, user: str) -> JsonValue:
+        eid = self.state.get((MEMBER, user))
+        return None if eid is None else self.events[eid].content.get("membership")
+
+    def power_levels(self) -> dict[str, JsonValue]:
+        return dict(self.events[self.state[PL]].content)
+
+
+def user(i: int) -> str:
+    return f"@u{i}:example.com"
+
+
+ADMIN = "@admin:example.com"
+
+
+def build_prefix(rv: RoomVersion, prefix: int, members: int) -> RoomBuilder:
+    v12 = rv.room_id_is_create_event_id
+    room_id = "!create" if v12 else "!bench:example.com"
+    b = RoomBuilder(rv, room_id, {}, {}, None, 0, 0, "p")
+    create: dict[str, JsonValue] = {"room_version": rv.identifier}
+    if not rv.implicit_room_creator:
+        create["creator"] = ADMIN
+    b.send("m.room.create", ADMIN, create, "", event_id="$create" if v12 else None)
+    b.send(MEMBER, ADMIN, {"membership": "join"}, ADMIN)
+    mods = {user(i): 50 for i in range(0, members, max(1, members // 10))}
+    users: dict[str, JsonValue] = {} if v12 else {ADMIN: 100}
+    users.update(mods)
+    b.send("m.room.power_levels", ADMIN, {"users": users, "state_default": 50, "ban": 50}, "")
+    b.send("m.room.join_rules", ADMIN, {"join_rule": "public"}, "")
+    b.send("m.room.topic", ADMIN, {"topic": "benchmark"}, "")
+    rng = random.Random(1)
+    joined = 0
+    while b.count < prefix:
+        # Joins spread evenly over the prefix, messages in between.
+        if joined < members and (b.count * members) // prefix >= joined:
+            u = user(joined)
+            b.send(MEMBER, u, {"membership": "join", "displayname": f"u{joined}"}, u)
+            joined += 1
+        else:
+            sender = user(rng.randrange(joined)) if joined else ADMIN
+            b.send("m.room.message", sender, {"body": "hello"})
+    while joined < members:
+        u = user(joined)
+        b.send(MEMBER, u, {"membership": "join"}, u)
+        joined += 1
+    return b
+
+
+def one_change(b: RoomBuilder, rng: random.Random, members: int, branch: str) -> bool:
+    """Try one random state change on branch ``b``; True if it was accepted."""
+    kind = rng.choice(
+        ["pl", "pl", "ban", "kick", "join", "join", "leave", "topic", "name", "custom", "dname"]
+    )
+    pls = b.power_levels()
+    raw_users = pls.get("users")
+    levels: dict[str, JsonValue] = dict(raw_users) if isinstance(raw_users, Mapping) else {}
+    mods = sorted(u for u, v in levels.items() if isinstance(v, int) and v >= 50)
+    powerful = [ADMIN, *mods]
+    sender = rng.choice(powerful)
+    if b.membership(sender) != "join":
+        sender = ADMIN
+    target = user(rng.randrange(members * 2))  # half are newcomers
+    if kind == "pl":
+        new = dict(pls)
+        if rng.random() < 0.7:
+            new_users = dict(levels)
+            t = user(rng.randrange(members))
+            if new_users.get(t) == 50:
+                new_users.pop(t)
+            else:
+                new_users[t] = 50
+            new["users"] = new_users
+        else:
+            new["events"] = {"m.room.topic": rng.choice([0, 50])}
+        return b.send("m.room.power_levels", ADMIN, new, "")
+    if kind in ("ban", "kick"):
+        membership = "ban" if kind == "ban" else "leave"
+        return b.send(MEMBER, sender, {"membership": membership}, target)
+    if kind == "join":
+        return b.send(MEMBER, target, {"membership": "join"}, target)
+    if kind == "leave":
+        return b.send(MEMBER, target, {"membership": "leave"}, target)
+    if kind == "dname":
+        return b.send(MEMBER, target, {"membership": "join", "displayname": branch}, target)
+    if kind == "topic":
+        return b.send("m.room.topic", sender, {"topic": f"{branch}{b.count}"}, "")
+    if kind == "name":
+        return b.send("m.room.name", sender, {"name": f"{branch}{b.count}"}, "")
+    key = f"k{rng.randrange(8)}"
+    return b.send("org.example.custom", sender, {"v": b.count}, key)
+
+
+def build_fork(
+    rv: RoomVersion, base: RoomBuilder, changes: int, members: int
+) -> tuple[MemoryStore, dict[StateKey, str], dict[StateKey, str]]:
+    branches = []
+    for name, seed in (("a", 11), ("b", 22)):
+        br = base.fork(name)
+        rng = random.Random(seed * 1_000_003 + changes)
+        accepted = 0
+        while accepted < changes:
+            if one_change(br, rng, members, name):
+                accepted += 1
+        branches.append(br)
+    store = MemoryStore()
+    store.add_events(base.new)
+    for br in branches:
+        store.add_events(br.new)
+    return store, branches[0].state, branches[1].state
+
+
+def timed(
+    rv: RoomVersion, sets: list[dict[StateKey, str]], store: MemoryStore, repeat: int
+) -> tuple[list[float], _Stats, dict[StateKey, str]]:
+    stats = _Stats()
+    answer = _resolve(rv, sets, store, stats)  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        _resolve(rv, sets, store, _Stats())
+        times.append((time.perf_counter() - t0) * 1000)
+    return times, stats, answer
+
+
+def fit_exponent(points: list[tuple[float, float]]) -> float:
+    xs = [math.log(x) for x, _ in points]
+    ys = [math.log(y) for _, y in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="prefixes of 1,000 events only")
+    parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--big", action="store_true", help="also 10,000 changes per branch")
+    parser.add_argument("--append", action="store_true")
+    args = parser.parse_args()
+    rv = room_version(args.version)
+    shapes = [(1_000, 100)] if args.quick else [(1_000, 100), (10_000, 1_000), (100_000, 10_000)]
+    change_counts = [10, 100, 1_000] + ([10_000] if args.big else [])
+    header = (
+        f"# bench_stateres.py  room version {rv.identifier}  python {platform.python_version()}"
+        f"  {platform.machine()}  repeat {args.repeat}\n"
+        "# prefix members changes conflicted_keys auth_diff full_conflicted power_events "
+        "auth_checks min_ms median_ms max_ms synapse_ms ratio"
+    )
+    lines = [header]
+    print(header)
+    for prefix, members in shapes:
+        t0 = time.perf_counter()
+        base = build_prefix(rv, prefix, members)
+        built = time.perf_counter() - t0
+        print(f"# built prefix {prefix} ({len(base.new)} events) in {built:.1f}s", file=sys.stderr)
+        points: list[tuple[float, float]] = []
+        for changes in change_counts:
+            store, s1, s2 = build_fork(rv, base, changes, members)
+            times, st, _ = timed(rv, [s1, s2], store, args.repeat if changes < 10_000 else 3)
+            med = statistics.median(times)
+            points.append((changes, med))
+            syn = SYNAPSE_MS.get(rv.identifier, {}).get((prefix, changes))
+            ratio = f"{syn / med:.1f}x" if syn else "-"
+            row = (
+                f"{prefix} {members} {changes} {st.conflicted_keys} {st.auth_difference} "
+                f"{st.full_conflicted} {st.power_events} {st.auth_checks} {min(times):.2f} "
+                f"{med:.2f} {max(times):.2f} {syn if syn else '-'} {ratio}"
+            )
+            print(row, flush=True)
+            lines.append(row)
+        lines.append(
+            f"# prefix {prefix}: fitted exponent time ~ changes^{fit_exponent(points):.2f}"
+        )
+        print(lines[-1])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a" if args.append else "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
