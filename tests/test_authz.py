@@ -1065,6 +1065,23 @@ def test_hostile_content_gives_a_defined_answer(
             assert isinstance(level, int) or level == CREATOR_POWER_LEVEL
 
 
+@given(v=st.sampled_from(ALL), content=st.dictionaries(st.text(max_size=20), json_values))
+def test_hostile_create_content(v: str, content: dict[str, Any]) -> None:
+    """Any create content: the create event and a join after it get a defined answer."""
+    for extra in (
+        {},
+        {"creator": content.get("creator", ALICE)},
+        {"additional_creators": content.get("x"), "m.federate": content.get("y")},
+    ):
+        room = Room(v, create_content={**content, **extra})
+        rule_of(lambda room=room: check_auth(v, room.create, []))  # type: ignore[misc]
+        join = room.member(ALICE, "join")
+        assert rule_of(lambda room=room, join=join: room.check(join)) in (  # type: ignore[misc]
+            None,
+            "member.join.join_rule",
+        )
+
+
 @given(v=st.sampled_from(ALL), level=st.integers(min_value=0, max_value=2**53 - 1))
 def test_kick_needs_strictly_more_power(v: str, level: int) -> None:
     """Leave rule 4: a kick needs the kick level and strictly more power than the target."""

@@ -20,8 +20,11 @@ digest §6):
    every third-party-invite signature and accepts an event as "signed by server S" when its PDU
    carries a signature from S (the cryptographic check of event signatures belongs to receipt
    check 2, which the host performs with its keys before auth).
-5. Power levels are read once per power-levels event and cached (a bounded memo keyed by the
-   immutable :class:`~eventgraph.Event`; it never changes an answer). Room version 12 creators
+5. Power levels and create events are read once per event object and cached (a bounded memo
+   keyed by the identity of the immutable :class:`~eventgraph.Event`, holding the event so the
+   identity stays unique; it never changes an answer, and it is safe to share between threads).
+   The auth-events list is checked in one pass; only when it fails are the rules re-run one by
+   one, so the error names the first failing rule in the spec's order. Room version 12 creators
    have infinite power, represented by ``math.inf``, which outranks every integer.
 
 Decisions where the spec is silent (each follows Synapse and/or ruma, read for behaviour):
@@ -50,11 +53,11 @@ import json
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol
 
 import attrs
 
-from ..errors import AuthError, InvalidRequestError
+from ..errors import AuthError, InternalError, InvalidRequestError
 from ..events.auth_selection import auth_types_for_event
 from ..events.canonical_json import JsonValue
 from ..events.event import Event
@@ -360,27 +363,31 @@ class _Create:
         self.sender_domain = _domain(create.sender)
 
 
-_levels_cache: dict[Event, _Levels] = {}
-_create_cache: dict[Event, _Create] = {}
+# Memo caches keyed by id(event). Each entry holds the event itself, so its id can't be reused
+# while the entry lives, and a hit is confirmed by identity. Bounded: cleared when full.
+_levels_cache: dict[int, tuple[Event, _Levels]] = {}
+_create_cache: dict[int, tuple[Event, _Create]] = {}
 
 
 def _levels_of(rv: RoomVersion, event: Event) -> _Levels:
-    levels = _levels_cache.get(event)
-    if levels is None or levels.room_version is not rv:
-        levels = _Levels(rv, event.content)
-        if len(_levels_cache) >= _CACHE_LIMIT:
-            _levels_cache.clear()
-        _levels_cache[event] = levels
+    entry = _levels_cache.get(id(event))
+    if entry is not None and entry[0] is event and entry[1].room_version is rv:
+        return entry[1]
+    levels = _Levels(rv, event.content)
+    if len(_levels_cache) >= _CACHE_LIMIT:
+        _levels_cache.clear()
+    _levels_cache[id(event)] = (event, levels)
     return levels
 
 
 def _create_of(rv: RoomVersion, event: Event) -> _Create:
-    info = _create_cache.get(event)
-    if info is None or info.room_version is not rv:
-        info = _Create(rv, event)
-        if len(_create_cache) >= _CACHE_LIMIT:
-            _create_cache.clear()
-        _create_cache[event] = info
+    entry = _create_cache.get(id(event))
+    if entry is not None and entry[0] is event and entry[1].room_version is rv:
+        return entry[1]
+    info = _Create(rv, event)
+    if len(_create_cache) >= _CACHE_LIMIT:
+        _create_cache.clear()
+    _create_cache[id(event)] = (event, info)
     return info
 
 
@@ -539,65 +546,30 @@ def check_auth(
         return
 
     room_id = event.room_id
+    v12 = rv.room_id_is_create_event_id
+    selected = auth_types_for_event(rv, etype, event.sender, event.state_key, event.content)
+    # One pass for the common case; on any doubt _diagnose re-checks rule by rule, in the
+    # spec's order, so the error names the first rule that fails.
     amap: dict[tuple[str, str], Event] = {}
-    create_event: Event | None
-    if rv.room_id_is_create_event_id:
-        # RV 12 rule 2: the room ID names an accepted create event ("!" for "$").
-        create_id = "$" + room_id[1:]
-        create_event = None
-        for auth_event in auth_events:
-            if auth_event.event_id == create_id and auth_event.type == _CREATE:
-                create_event = auth_event
-                break
-        if create_event is None or create_event.state_key != "":
-            raise _reject(
-                "room_id.create_missing",
-                f"the room's create event {create_id} is not among the auth events",
-            )
-
-    # Rules 2.1 / 3.1: no duplicate (type, state_key).
     for auth_event in auth_events:
         state_key = auth_event.state_key
         if state_key is None:
-            raise _reject(
-                "auth_events.not_selected",
-                f"auth event {auth_event.event_id} is not a state event",
-            )
+            _diagnose(rv, event, auth_events, selected)
         key = (auth_event.type, state_key)
-        if key in amap:
-            raise _reject(
-                "auth_events.duplicate",
-                f"two auth events for {key}: {amap[key].event_id}, {auth_event.event_id}",
-            )
-        amap[key] = auth_event
-
-    # Rules 2.2 / 3.2: only entries the auth events selection picks. In RV 12 the create event
-    # "MUST NOT be selected": it may only be here because the room ID implies it.
-    selected = auth_types_for_event(rv, etype, event.sender, event.state_key, event.content)
-    for key, auth_event in amap.items():
-        if key not in selected and not (
-            rv.room_id_is_create_event_id and key == _CREATE_KEY and event.implied_create_auth
+        if (
+            key in amap
+            or auth_event.room_id != room_id
+            or (key not in selected and not (v12 and key == _CREATE_KEY))
         ):
-            raise _reject(
-                "auth_events.not_selected",
-                f"auth event {auth_event.event_id} {key} is not one the selection picks",
-            )
+            _diagnose(rv, event, auth_events, selected)
+        amap[key] = auth_event
+    create_event = amap.get(_CREATE_KEY)
+    if create_event is None or (
+        v12 and (create_event.event_id != "$" + room_id[1:] or not event.implied_create_auth)
+    ):
+        _diagnose(rv, event, auth_events, selected)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    if not rv.room_id_is_create_event_id:
-        # Rule 2.4 (RV 1–11): an m.room.create among the entries.
-        create_event = amap.get(_CREATE_KEY)
-        if create_event is None:
-            raise _reject("auth_events.create_missing", "no m.room.create among the auth events")
-
-    # Rules 2.5 / 3.5: every entry of this room.
-    for auth_event in amap.values():
-        if auth_event.room_id != room_id:
-            raise _reject(
-                "auth_events.wrong_room",
-                f"auth event {auth_event.event_id} is of room {auth_event.room_id}",
-            )
-
-    assert create_event is not None
     create = _create_of(rv, create_event)
     sender = event.sender
 
@@ -665,6 +637,61 @@ def check_auth(
             )
         return
     # Otherwise, allow.
+
+
+def _diagnose(
+    rv: RoomVersion,
+    event: Event,
+    auth_events: Collection[Event],
+    selected: tuple[tuple[str, str], ...],
+) -> NoReturn:
+    """Raise for the first failing rule about the auth events list, in the spec's order."""
+    room_id = event.room_id
+    if rv.room_id_is_create_event_id:
+        # RV 12 rule 2: the room ID names an accepted create event ("!" for "$").
+        create_id = "$" + room_id[1:]
+        if not any(
+            e.event_id == create_id and e.type == _CREATE and e.state_key == "" for e in auth_events
+        ):
+            raise _reject(
+                "room_id.create_missing",
+                f"the room's create event {create_id} is not among the auth events",
+            )
+    # Rules 2.1 / 3.1: no duplicate (type, state_key).
+    seen: dict[tuple[str, str | None], Event] = {}
+    for auth_event in auth_events:
+        key = (auth_event.type, auth_event.state_key)
+        if key in seen:
+            raise _reject(
+                "auth_events.duplicate",
+                f"two auth events for {key}: {seen[key].event_id}, {auth_event.event_id}",
+            )
+        seen[key] = auth_event
+    # Rules 2.2 / 3.2: only entries the auth events selection picks. In RV 12 the create event
+    # "MUST NOT be selected": it may only be here because the room ID implies it.
+    for key, auth_event in seen.items():
+        if key not in selected and not (
+            rv.room_id_is_create_event_id
+            and key == _CREATE_KEY
+            and auth_event.event_id == "$" + room_id[1:]
+            and event.implied_create_auth
+        ):
+            raise _reject(
+                "auth_events.not_selected",
+                f"auth event {auth_event.event_id} {key} is not one the selection picks",
+            )
+    # Rule 2.4 (RV 1–11): an m.room.create among the entries.
+    if not rv.room_id_is_create_event_id and _CREATE_KEY not in seen:
+        raise _reject("auth_events.create_missing", "no m.room.create among the auth events")
+    # Rules 2.5 / 3.5: every entry of this room.
+    for auth_event in auth_events:
+        if auth_event.room_id != room_id:
+            raise _reject(
+                "auth_events.wrong_room",
+                f"auth event {auth_event.event_id} is of room {auth_event.room_id}",
+            )
+    msg = "auth events check disagreed with its diagnosis"  # pragma: no cover
+    raise InternalError(msg)  # pragma: no cover
 
 
 def _check_create(rv: RoomVersion, event: Event) -> None:
