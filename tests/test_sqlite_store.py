@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from eventgraph import StoreError
-from eventgraph.stores.sqlite import SqliteStore
+from eventgraph import MemoryStore, StoreError
+from eventgraph.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from eventgraph.testing.contract import StoreContract, contract_event
+from tests.sqlite_crash_writer import crash_batches
+from tests.stores import ROOMS, Batch, random_batches
 
 
 class TestSqliteStoreInMemory(StoreContract):
@@ -35,3 +46,315 @@ def test_check_invariants_detects_corruption() -> None:
     store._db().execute("INSERT INTO forward_extremities VALUES ('$a', 1)")
     with pytest.raises(StoreError, match="forward extremities"):
         store.check_invariants()
+
+
+# -- differential: the same batches give the same answers as MemoryStore ---------------------
+
+
+def _answers(store: Any, ids: Sequence[str]) -> tuple[object, ...]:
+    """Everything the read protocols say about ``ids`` and the two test rooms."""
+    return (
+        dict(store.get_events(ids)),
+        dict(store.get_facts(ids)),
+        dict(store.get_children(ids)),
+        [store.forward_extremities(r) for r in ROOMS],
+        [dict(store.backward_extremities(r)) for r in ROOMS],
+        [store.room_version_of(r) for r in ROOMS],
+        [store.room_event_count(r) for r in ROOMS],
+    )
+
+
+def _all_ids(batches: Sequence[Batch]) -> list[str]:
+    ids = {i for b in batches for i in b.event_ids}
+    # Also ask about IDs only named as edges (gaps), and one never named at all.
+    for b in batches:
+        for e in b.events:
+            ids.update(e.prev_event_ids)
+    return [*sorted(ids), "$never"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_same_answers_as_memory_store(seed: int) -> None:
+    """Batch by batch, SqliteStore answers exactly as MemoryStore, arrival numbers included."""
+    batches = random_batches(seed)
+    ids = _all_ids(batches)
+    memory = MemoryStore()
+    with SqliteStore(":memory:") as sqlite:
+        for batch in batches:
+            batch.add_to(memory)
+            batch.add_to(sqlite)
+            sqlite.check_invariants()
+            assert _answers(sqlite, ids) == _answers(memory, ids)
+        assert len(sqlite) == len(memory)
+        assert sqlite.room_ids() == memory.room_ids()
+
+
+# -- persistence ----------------------------------------------------------------------------
+
+
+def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    """Everything written is read back by a new store on the same file."""
+    batches = random_batches(3)
+    ids = _all_ids(batches)
+    path = tmp_path / "room.db"
+    with SqliteStore(path) as store:
+        for batch in batches:
+            batch.add_to(store)
+        before = _answers(store, ids)
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert _answers(store, ids) == before
+        # And the reopened store keeps going: arrival numbers continue.
+        top = max(f.arrival for f in store.get_facts(ids).values())
+        store.add_events([contract_event("$late", depth=99)])
+        assert store.get_facts(["$late"])["$late"].arrival == top + 1
+
+
+def test_closed_store_refuses_calls() -> None:
+    store = SqliteStore(":memory:")
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        store.get_events(["$a"])
+    with pytest.raises(StoreError, match="closed"):
+        store.add_events([contract_event("$a")])
+
+
+def test_schema_version_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_a_newer_database_is_refused_unchanged(tmp_path: Path) -> None:
+    """A database from a future eventgraph is refused with a clear error and left alone."""
+    path = tmp_path / "future.db"
+    with SqliteStore(path) as store:
+        store.add_events([contract_event("$a")])
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
+        SqliteStore(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    conn.close()
+
+
+def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an eventgraph database"):
+        SqliteStore(path)
+
+
+# -- atomicity ------------------------------------------------------------------------------
+
+
+def test_a_sqlite_error_mid_batch_changes_nothing() -> None:
+    """A failure after rows were written (here a trigger refusing one extremity) rolls back."""
+    with SqliteStore(":memory:") as store:
+        store.add_events([contract_event("$a")])
+        store._db().execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON forward_extremities "
+            "WHEN NEW.event_id = '$boom' BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        ids = ["$a", "$b", "$boom"]
+        before = _answers(store, ids)
+        batch = [contract_event("$b", ["$a"], depth=2), contract_event("$boom", ["$b"], depth=3)]
+        with pytest.raises(StoreError, match="boom"):
+            store.add_events(batch)
+        assert _answers(store, ids) == before
+        store.check_invariants()
+        store._db().execute("DROP TRIGGER boom")
+        store.add_events(batch)
+        assert store.forward_extremities(ROOMS[0]) == ("$boom",)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 10, 30, 100, 300, 1000])
+def test_an_interrupted_write_is_all_or_nothing(steps: int) -> None:
+    """SQLite interrupted after ``steps`` progress callbacks: either the batch or nothing."""
+    first, second = random_batches(11, batches=2, size=40)
+    ids = _all_ids([first, second])
+    with SqliteStore(":memory:") as store:
+        first.add_to(store)
+        before = _answers(store, ids)
+        full = MemoryStore()
+        first.add_to(full)
+        second.add_to(full)
+        calls = 0
+
+        def progress() -> int:
+            nonlocal calls
+            calls += 1
+            return int(calls >= steps)
+
+        store._db().set_progress_handler(progress, 10)
+        try:
+            second.add_to(store)
+            interrupted = False
+        except StoreError:
+            interrupted = True
+        store._db().set_progress_handler(None, 0)
+        store.check_invariants()
+        assert _answers(store, ids) == (before if interrupted else _answers(full, ids))
+    if steps <= 3:
+        assert interrupted
+
+
+# -- crash: a writer process killed with SIGKILL --------------------------------------------
+
+
+def _prefix_length(store: SqliteStore, batches: Sequence[Batch]) -> int:
+    """The k such that the store holds exactly the events of ``batches[:k]`` (else fail)."""
+    ids = _all_ids(batches)
+    stored = set(store.get_facts(ids))
+    seen: set[str] = set()
+    for k in range(len(batches) + 1):
+        if stored == seen:
+            return k
+        if k < len(batches):
+            seen |= set(batches[k].event_ids)
+    pytest.fail(f"the store holds {len(stored)} events: no prefix of whole batches")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_writer_leaves_a_prefix_of_whole_batches(tmp_path: Path) -> None:
+    """A writer killed at random points leaves exactly the batches it committed (or one more,
+    if the kill landed after COMMIT but before it printed), and a consistent database."""
+    rng = random.Random(20240)
+    root = Path(__file__).resolve().parent.parent
+    deadline = time.monotonic() + 14.0
+    outcomes: list[tuple[int, int]] = []
+    for iteration in range(12):
+        if iteration >= 4 and time.monotonic() > deadline:
+            break
+        seed = rng.randrange(1 << 30)
+        batches = crash_batches(seed)
+        path = tmp_path / f"crash{iteration}.db"
+        if iteration % 3 == 2:  # also crash on top of an existing database
+            with SqliteStore(path) as store:
+                store.add_events([contract_event("$pre", room_id="!pre:test")])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.sqlite_crash_writer", str(path), str(seed)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.stdout.read()
+        proc.stdout.close()
+        proc.wait()
+        acknowledged = max(
+            (int(line.split()[1]) for line in rest.splitlines() if line.startswith("committed")),
+            default=0,
+        )
+        with SqliteStore(path) as store:
+            store.check_invariants()
+            k = _prefix_length(store, batches)
+            assert acknowledged <= k <= acknowledged + 1
+            expected = MemoryStore()
+            if iteration % 3 == 2:
+                expected.add_events([contract_event("$pre", room_id="!pre:test")])
+            for batch in batches[:k]:
+                batch.add_to(expected)
+            ids = _all_ids(batches)
+            assert _answers(store, ids) == _answers(expected, ids)
+            # The database takes writes again after the crash.
+            for batch in batches[k:]:
+                batch.add_to(store)
+            store.check_invariants()
+        outcomes.append((acknowledged, k))
+    # Honesty: the kills must have landed at different points, some mid-run.
+    assert len({k for _, k in outcomes}) >= 3, outcomes
+    assert any(0 < k < len(crash_batches(0)) for _, k in outcomes), outcomes
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def test_concurrent_readers_see_whole_batches(tmp_path: Path) -> None:
+    """While one connection writes batches, another reads snapshots: every snapshot holds
+    a prefix of whole batches, with the extremities that prefix has."""
+    batches = random_batches(5, batches=25, size=60)
+    ids = _all_ids(batches)
+    expected: dict[frozenset[str], tuple[object, ...]] = {}
+    memory = MemoryStore()
+    stored: set[str] = set()
+    expected[frozenset()] = _graph_answers(memory)
+    for batch in batches:
+        batch.add_to(memory)
+        stored |= set(batch.event_ids)
+        expected[frozenset(stored)] = _graph_answers(memory)
+    path = tmp_path / "shared.db"
+    SqliteStore(path).close()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with SqliteStore(path) as writer:
+                for batch in batches:
+                    batch.add_to(writer)
+                    time.sleep(0.002)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    seen: set[frozenset[str]] = set()
+    thread = threading.Thread(target=write)
+    with SqliteStore(path) as reader:
+        thread.start()
+        while thread.is_alive() or not seen:
+            with reader.read_snapshot():
+                now = frozenset(reader.get_facts(ids))
+                answers = _graph_answers(reader)
+            assert now in expected, "a snapshot holds part of a batch"
+            assert answers == expected[now]
+            seen.add(now)
+            # Outside a snapshot each call is consistent on its own: extremities are stored.
+            forward = reader.forward_extremities(ROOMS[0])
+            assert set(reader.get_facts(forward)) == set(forward)
+        thread.join()
+    assert not errors, errors
+    assert len(seen) >= 3, "the reader never overlapped the writer"
+
+
+def _graph_answers(store: Any) -> tuple[object, ...]:
+    return (
+        [store.forward_extremities(r) for r in ROOMS],
+        [dict(store.backward_extremities(r)) for r in ROOMS],
+    )
+
+
+def test_one_store_shared_by_threads() -> None:
+    """One store object used by several threads at once serialises its calls."""
+    batches = random_batches(8, batches=16, size=20)
+    with SqliteStore(":memory:") as store:
+        errors: list[BaseException] = []
+
+        def work(mine: Sequence[Batch]) -> None:
+            try:
+                for batch in mine:
+                    batch.add_to(store)
+                    store.get_facts(batch.event_ids)
+                    store.forward_extremities(ROOMS[0])
+            except BaseException as err:  # reported by the main thread
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(batches[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        store.check_invariants()
+        assert len(store) == len({i for b in batches for i in b.event_ids})
