@@ -1,0 +1,738 @@
+"""Layer 4: the ingest pipeline that keeps a store consistent as events arrive.
+
+Rules of this module (server-server API "Checks performed on receipt of a PDU", "Rejection",
+"Soft failure"; digest §8.1–8.4):
+
+1. Every PDU of a batch goes through the receipt checks in the spec's order: (1) format and size
+   (:meth:`Event.from_pdu`), with the event ID computed from the reference hash (RV 3+) or read
+   and checked (RV 1–2), and the event's room; (2) signatures, through a pluggable
+   :class:`~eventgraph.state.authz.SignatureVerifier` (the keys are the host's); (3) the content
+   hash — on a mismatch the event is *redacted* and processed in its redacted form; (4) the
+   authorization rules against the event's own ``auth_events`` (fail: rejected; a rejected auth
+   event rejects the event, rule ``auth_events.rejected``); (5) against the state before the
+   event (fail: rejected); (6) against the current state (fail: soft failed; skipped for
+   backfilled events, as Synapse does, and when the event's ``prev_events`` are the forward
+   extremities, where the current state *is* the state before).
+2. A batch may come in any order: the valid events are sorted topologically over their
+   ``prev_events`` and ``auth_events`` inside the batch (ties: depth, then event ID). Events on a
+   cycle (forgeable with RV 1–2 IDs) are invalid.
+3. An event whose ``auth_events`` are not all known is not stored (``missing_auth``): missing is
+   not invalid, so the host fetches the auth chain (``/event_auth``) and offers it again. An event
+   some of whose ``prev_events`` have no known state (unknown, or outliers) is stored as a
+   *parked outlier* after checks 1–4; when a later event gives every prev a state, the parked
+   event is connected (checks 5–6, state groups) in the same call. A host that fetched the state
+   at the gap (``/state_ids``, as Synapse does: digest §8.5) passes it as ``state_before``.
+4. Writes: one atomic store write **per event** (the event, its flags, its new state groups, the
+   resolutions it computed, its parked/unparked status). Why not one per batch: every outcome
+   depends only on the events before it in topological order, so after any number of writes the
+   store is exactly what ingesting that prefix would give (a consistent store, never a half
+   event); state resolution and the auth-chain index then read only stored events, with no
+   overlay of in-flight events to keep in step with the store's indexes; and memory stays
+   bounded for batches of any size. Everything that can refuse a batch as a whole (malformed
+   arguments) is checked before the first write; a refused event (invalid, missing auth) writes
+   nothing.
+5. Forward and backward extremities are the store's (protocols ``GraphReader``): forward
+   extremities exclude outliers, rejected and soft-failed events.
+6. Every input item gets one :class:`Outcome`; parked events connected by the batch get one more
+   in :attr:`IngestReport.connected`.
+
+Decisions where the spec is silent (following Synapse):
+
+- A soft-failed state event still updates the state after it (the spec: soft-failed events are
+  "otherwise handled as usual"; Synapse stores their state group).
+- With no forward extremity (every accepted event is gone) there is no current state to compare
+  with and check 6 is skipped.
+- Events in the state that the store flags as rejected (possible only if a resolution re-admitted
+  them) are not passed to the authorization rules, which require non-rejected auth events.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from .errors import AuthError, EventGraphError, InvalidRequestError
+from .events.auth_selection import auth_types_for_event
+from .events.event import Event, StateKey
+from .events.hashes import content_hash, unpadded_base64
+from .events.redaction import redact
+from .events.room_versions import EventIdFormat, RoomVersion, room_version
+from .protocols import EventStateGroups, RoomStore, StateGroupDraft, StateWrite
+from .state.authz import SignaturePresenceVerifier, SignatureVerifier, check_auth
+from .state.resolution import resolve_state
+
+__all__ = [
+    "IngestReport",
+    "NoSignatureChecks",
+    "Outcome",
+    "Room",
+    "Status",
+    "ingest",
+]
+
+#: The rule name of an event rejected because one of its auth events was rejected
+#: (RV 1–11 auth rule 2.3 / RV 12 rule 3.3, enforced here because the caller of ``check_auth``
+#: must pass only non-rejected auth events).
+REJECTED_AUTH_EVENT_RULE = "auth_events.rejected"
+
+
+class Status(enum.Enum):
+    """What happened to one PDU (digest §8.1–8.4)."""
+
+    #: Passed every check; in the DAG with its state.
+    ACCEPTED = "accepted"
+    #: Failed the authorization rules against its auth events or the state before it; stored
+    #: with its reason, never a forward extremity, never changes state.
+    REJECTED = "rejected"
+    #: Passed checks 1–5 but fails against the current state; stored, not a forward extremity.
+    SOFT_FAILED = "soft_failed"
+    #: Stored as a parked outlier: some ``prev_events`` have no known state yet.
+    OUTLIER = "outlier"
+    #: Already stored (or repeated in the batch): nothing changed.
+    DUPLICATE = "duplicate"
+    #: Dropped (bad format or size, bad signature, another room, on a cycle): nothing stored.
+    INVALID = "invalid"
+    #: Not stored: some ``auth_events`` are unknown (fetch them, then offer the event again).
+    MISSING_AUTH = "missing_auth"
+
+
+@attrs.frozen
+class Outcome:
+    """The fate of one PDU.
+
+    Attributes:
+        index: the position of the PDU in the input, or ``None`` for a parked event of an earlier
+            call connected by this one.
+        event_id: the event's ID (``None`` if the PDU was too malformed to have one).
+        status: what happened.
+        reason: the failed rule for ``REJECTED``/``SOFT_FAILED`` (an ``AuthError.rule``), the
+            reason for ``INVALID``/``DUPLICATE``, the missing IDs for ``MISSING_AUTH`` and
+            ``OUTLIER``; else ``None``.
+        redacted: the content hash did not match, so the redacted form was processed.
+    """
+
+    index: int | None
+    event_id: str | None
+    status: Status
+    reason: str | None = None
+    redacted: bool = False
+
+
+@attrs.frozen
+class IngestReport:
+    """The outcomes of one :meth:`Room.add` call.
+
+    Attributes:
+        outcomes: one per input item, in input order.
+        connected: parked events of earlier calls connected by this one, in processing order.
+    """
+
+    outcomes: tuple[Outcome, ...]
+    connected: tuple[Outcome, ...] = ()
+
+    def by_event_id(self) -> dict[str, Outcome]:
+        """The final outcome of each event ID (connections override an earlier parking)."""
+        out: dict[str, Outcome] = {}
+        for outcome in (*self.outcomes, *self.connected):
+            if outcome.event_id is not None and (
+                outcome.status is not Status.DUPLICATE or outcome.event_id not in out
+            ):
+                out[outcome.event_id] = outcome
+        return out
+
+    def count(self, status: Status) -> int:
+        """How many final outcomes (:meth:`by_event_id`) have ``status``."""
+        return sum(1 for o in self.by_event_id().values() if o.status is status)
+
+
+@attrs.frozen
+class NoSignatureChecks:
+    """A :class:`~eventgraph.state.authz.SignatureVerifier` that checks **nothing**.
+
+    Every event counts as signed by every server, and every third-party-invite signature as
+    valid. For trusted imports (database exports, fixtures without signatures) and synthetic
+    rooms only — never for network input.
+
+    >>> NoSignatureChecks().third_party_invite_signed({}, ())
+    True
+    """
+
+    def event_signed_by(self, event: Event, server_name: str) -> bool:
+        """Always ``True``."""
+        return True
+
+    def third_party_invite_signed(self, signed: Mapping[str, object], public_keys: object) -> bool:
+        """Always ``True``."""
+        return True
+
+
+class Room:
+    """One room of a store, and the pipeline that ingests its events.
+
+    Args:
+        store: a store with the state-group protocols (``MemoryStore``).
+        version: the room version.
+        room_id: the room; ``None`` adopts the room of the first valid event.
+        verifier: the signature checks of receipt check 2 and of the auth rules. The default,
+            :class:`~eventgraph.state.authz.SignaturePresenceVerifier`, checks only that the
+            servers that must sign (the sender's; the event ID's in RV 1–2; the authorising
+            server of a restricted join) left a signature — **it does not verify any
+            signature cryptographically**; hosts pass a verifier holding their keys.
+            :class:`NoSignatureChecks` checks nothing (trusted imports).
+
+    Examples:
+        >>> from eventgraph.testing.rooms import tiny_room_pdus, room_memory_store
+        >>> store = room_memory_store()
+        >>> room = Room(store, "11", verifier=NoSignatureChecks())
+        >>> pdus = tiny_room_pdus()
+        >>> report = room.add(reversed(pdus))   # any order
+        >>> [o.status.value for o in report.outcomes].count("accepted") == len(pdus)
+        True
+        >>> room.add(pdus[:1]).outcomes[0].status
+        <Status.DUPLICATE: 'duplicate'>
+    """
+
+    def __init__(
+        self,
+        store: RoomStore,
+        version: str | RoomVersion,
+        *,
+        room_id: str | None = None,
+        verifier: SignatureVerifier | None = None,
+    ) -> None:
+        self._store = store
+        self._version = room_version(version)
+        self._room_id = room_id
+        self._verifier: SignatureVerifier = (
+            verifier if verifier is not None else SignaturePresenceVerifier()
+        )
+
+    @property
+    def room_id(self) -> str | None:
+        """The room's ID (``None`` until the first valid event when not given)."""
+        return self._room_id
+
+    @property
+    def version(self) -> RoomVersion:
+        """The room version."""
+        return self._version
+
+    def add(
+        self,
+        pdus: Iterable[object],
+        *,
+        backfilled: bool = False,
+        trusted: bool = False,
+        state_before: Mapping[str, Mapping[StateKey, str]] | None = None,
+    ) -> IngestReport:
+        """Ingest a batch of PDUs (module rules 1–6).
+
+        Args:
+            pdus: PDUs as decoded JSON (federation format), or already built :class:`Event`
+                values (check 1 already passed; a trusted event without ``hashes`` skips the
+                hash check).
+            backfilled: the PDUs come from ``/backfill``: the ``prev_events``/``auth_events``
+                counts are not limited and check 6 (soft failure) is skipped.
+            trusted: the *trusted import* path (:meth:`Event.from_trusted_pdu`): each PDU's
+                ``event_id`` field is its ID and ``hashes``/``signatures`` may be absent (then
+                the hash check is skipped). Never for network input.
+            state_before: for events some of whose ``prev_events`` have no known state, the
+                state before the event as the host established it (for instance by resolving
+                the ``/state_ids`` answers for the missing prevs with the states after the known
+                ones, as Synapse does; digest §8.5). Ignored for events whose prevs all have
+                state.
+
+        Returns:
+            One outcome per PDU, plus the parked events this batch connected.
+
+        Raises:
+            InvalidRequestError: ``state_before`` is malformed; nothing was written.
+
+        After any other error raised by the store or an algorithm, the events processed before it
+        are stored (each write is atomic; module rule 4) and the rest are not.
+
+        Spec: server-server API "Checks performed on receipt of a PDU", "Rejection", "Soft
+        failure", "Room State Resolution" (digest §7.1, §8.1–8.5).
+
+        Complexity: per event, a bounded number of store round trips, O(auth events) for the
+        checks, O(1) state-group work — plus one state resolution for each merge of distinct
+        states that is not cached yet, and, for check 6, one per new set of forward extremities.
+        The topological sort costs O(n log n) for n PDUs.
+        """
+        overrides = _check_overrides(state_before)
+        run = _Run(self, backfilled, overrides)
+        return run.ingest(list(pdus), trusted)
+
+    # -- conveniences -------------------------------------------------------------------------
+
+    def _adopt(self, room_id: str) -> bool:
+        if self._room_id is None:
+            self._room_id = room_id
+        return self._room_id == room_id
+
+
+def ingest(
+    store: RoomStore,
+    version: str | RoomVersion,
+    pdus: Iterable[object],
+    *,
+    verifier: SignatureVerifier | None = None,
+    backfilled: bool = False,
+    trusted: bool = False,
+    state_before: Mapping[str, Mapping[StateKey, str]] | None = None,
+) -> IngestReport:
+    """Ingest PDUs of one room into ``store``: ``Room(store, version, ...).add(pdus, ...)``.
+
+    See :meth:`Room.add` for the arguments, outcomes and errors.
+
+    Spec: server-server API "Checks performed on receipt of a PDU" (digest §8.1).
+
+    Complexity: as :meth:`Room.add`.
+
+    Examples:
+        >>> from eventgraph.testing.rooms import tiny_room_pdus, room_memory_store
+        >>> store = room_memory_store()
+        >>> report = ingest(store, "11", tiny_room_pdus(), verifier=NoSignatureChecks())
+        >>> {o.status for o in report.outcomes}
+        {<Status.ACCEPTED: 'accepted'>}
+    """
+    room = Room(store, version, verifier=verifier)
+    return room.add(pdus, backfilled=backfilled, trusted=trusted, state_before=state_before)
+
+
+# -- the run of one batch ------------------------------------------------------------------------
+
+
+def _check_overrides(
+    state_before: Mapping[str, Mapping[StateKey, str]] | None,
+) -> dict[str, dict[StateKey, str]]:
+    if state_before is None:
+        return {}
+    if not isinstance(state_before, Mapping):
+        raise InvalidRequestError("state_before must map event IDs to states")
+    out: dict[str, dict[StateKey, str]] = {}
+    for event_id, state in state_before.items():
+        if type(event_id) is not str or not isinstance(state, Mapping):
+            raise InvalidRequestError("state_before must map event IDs to states")
+        for key, value in state.items():
+            if not (
+                type(key) is tuple
+                and len(key) == 2
+                and type(key[0]) is str
+                and type(key[1]) is str
+                and type(value) is str
+            ):
+                msg = f"the state before {event_id} has a malformed entry {key!r}: {value!r}"
+                raise InvalidRequestError(msg)
+        out[event_id] = dict(state)
+    return out
+
+
+@attrs.define
+class _Candidate:
+    index: int
+    event: Event
+    redacted: bool
+
+
+class _Run:
+    """One call of :meth:`Room.add` (private, short-lived)."""
+
+    def __init__(
+        self, room: Room, backfilled: bool, overrides: dict[str, dict[StateKey, str]]
+    ) -> None:
+        self.room = room
+        self.store = room._store
+        self.rv = room._version
+        self.verifier = room._verifier
+        self.backfilled = backfilled
+        self.overrides = overrides
+        self.connected: list[Outcome] = []
+        self._draft = 0
+
+    # -- receipt checks 1–3 ---------------------------------------------------------------------
+
+    def ingest(self, items: list[object], trusted: bool) -> IngestReport:
+        outcomes: list[Outcome | None] = [None] * len(items)
+        candidates: dict[str, _Candidate] = {}
+        for index, item in enumerate(items):
+            result = self._receive(index, item, trusted)
+            if isinstance(result, Outcome):
+                outcomes[index] = result
+            elif result.event.event_id in candidates:
+                outcomes[index] = Outcome(
+                    index, result.event.event_id, Status.DUPLICATE, "repeated in the batch"
+                )
+            else:
+                candidates[result.event.event_id] = result
+        # Already stored?
+        facts = self.store.get_facts(list(candidates))
+        parked = self.store.get_parked_children(
+            sorted({p for c in candidates.values() for p in c.event.prev_event_ids})
+        )
+        parked_ids = {e for children in parked.values() for e in children}
+        for event_id, f in facts.items():
+            if not f.outlier or event_id in parked_ids:
+                c = candidates.pop(event_id)
+                why = "already stored" if not f.outlier else "already parked, waiting for prevs"
+                outcomes[c.index] = Outcome(c.index, event_id, Status.DUPLICATE, why)
+        order, cyclic = _topological(candidates)
+        for event_id in cyclic:
+            c = candidates[event_id]
+            outcomes[c.index] = Outcome(
+                c.index, event_id, Status.INVALID, "its prev or auth events form a cycle"
+            )
+        for event_id in order:
+            c = candidates[event_id]
+            outcomes[c.index] = self._process(c.event, c.index, c.redacted, None)
+        assert all(o is not None for o in outcomes)
+        return IngestReport(tuple(o for o in outcomes if o is not None), tuple(self.connected))
+
+    def _receive(self, index: int, item: object, trusted: bool) -> Outcome | _Candidate:
+        rv = self.rv
+        try:
+            if isinstance(item, Event):
+                event = item
+                if event.room_version is not rv:
+                    msg = f"the event is of room version {event.room_version.identifier}"
+                    return Outcome(index, event.event_id, Status.INVALID, msg)
+            elif trusted:
+                event = Event.from_trusted_pdu(item, rv, backfilled=self.backfilled)
+            else:
+                # Check 1: format and size; the event ID (RV 3+: from the reference hash).
+                event = Event.from_pdu(item, rv, backfilled=self.backfilled)
+        except EventGraphError as err:
+            event_id = item.get("event_id") if isinstance(item, Mapping) else None
+            return Outcome(
+                index,
+                event_id if type(event_id) is str else None,
+                Status.INVALID,
+                f"format: {err.message}",
+            )
+        if not self.room._adopt(event.room_id):
+            msg = f"the event is of room {event.room_id}, not {self.room.room_id}"
+            return Outcome(index, event.event_id, Status.INVALID, msg)
+        # Check 2: signatures, through the host's verifier.
+        for server in _required_signers(event, rv):
+            if not self.verifier.event_signed_by(event, server):
+                msg = f"signature: not signed by {server}"
+                return Outcome(index, event.event_id, Status.INVALID, msg)
+        # Check 3: the content hash; a mismatch keeps the redacted form.
+        pdu = event.to_pdu()
+        hashes = pdu.get("hashes")
+        if hashes is None:
+            return _Candidate(index, event, False)  # trusted import without hashes
+        expected = hashes.get("sha256") if isinstance(hashes, dict) else None
+        if expected == unpadded_base64(content_hash(pdu)):
+            return _Candidate(index, event, False)
+        try:
+            pruned = redact(pdu, rv)
+            if rv.event_id_format is EventIdFormat.SERVER_ASSIGNED or trusted:
+                redacted = Event.from_trusted_pdu(
+                    pruned, rv, event_id=event.event_id, backfilled=True
+                )
+            else:
+                redacted = Event.from_pdu(pruned, rv, backfilled=True)
+        except EventGraphError as err:
+            msg = f"content hash mismatch and the redacted form is invalid: {err.message}"
+            return Outcome(index, event.event_id, Status.INVALID, msg)
+        return _Candidate(index, redacted, True)
+
+    # -- checks 4–6, state, the write ----------------------------------------------------------
+
+    def _process(
+        self, event: Event, index: int | None, redacted: bool, known_rejection: str | None
+    ) -> Outcome:
+        """Run checks 4–6 on one event, write it, then connect what it unblocks."""
+        outcome, connected = self._process_one(event, index, redacted, known_rejection)
+        if connected:
+            self._connect_waiters(event.event_id)
+        return outcome
+
+    def _process_one(
+        self, event: Event, index: int | None, redacted: bool, known_rejection: str | None
+    ) -> tuple[Outcome, bool]:
+        store = self.store
+        event_id = event.event_id
+        was_parked = index is None
+        rejection = known_rejection
+        if not was_parked:
+            auth_ids = event.auth_event_ids
+            auth = store.get_events(auth_ids)
+            missing = [a for a in auth_ids if a not in auth]
+            if missing:
+                reason = "missing auth events: " + ", ".join(sorted(set(missing)))
+                return Outcome(index, event_id, Status.MISSING_AUTH, reason, redacted), False
+            # Check 4: the auth rules against the event's own auth events.
+            rejection = self._check_against(event, auth_ids, auth)
+
+        prevs = tuple(dict.fromkeys(event.prev_event_ids))
+        groups = store.get_event_state_groups(prevs)
+        lacking = [p for p in prevs if p not in groups]
+        override = self.overrides.get(event_id)
+        if lacking and override is None:
+            if was_parked:
+                return Outcome(index, event_id, Status.OUTLIER), False
+            store.add_events_with_state(
+                [event],
+                outliers=[event_id],
+                rejected={event_id: rejection} if rejection is not None else None,
+                state=StateWrite(parked=frozenset((event_id,))),
+            )
+            if rejection is not None:
+                return Outcome(index, event_id, Status.REJECTED, rejection, redacted), False
+            reason = "waiting for the state after " + ", ".join(sorted(lacking))
+            return Outcome(index, event_id, Status.OUTLIER, reason, redacted), False
+
+        drafts: list[StateGroupDraft] = []
+        resolutions: dict[frozenset[int], int] = {}
+        in_hand: dict[int, dict[StateKey, str]] = {}
+
+        # The state before the event (digest §7.1).
+        if override is not None:
+            base = groups[prevs[0]].after if prevs[0] in groups else None
+            before = self._new_group(drafts, in_hand, base, dict(override))
+        else:
+            distinct = sorted({groups[p].after for p in prevs})
+            if not distinct:
+                before = self._new_group(drafts, in_hand, None, {})
+            elif len(distinct) == 1:
+                before = distinct[0]
+            else:
+                before = self._resolved_group(distinct, drafts, in_hand, resolutions)
+
+        soft_failed: str | None = None
+        if rejection is None:
+            # Check 5: against the state before the event.
+            rejection = self._check_against_state(event, before, in_hand)
+        if rejection is None and not self.backfilled:
+            # Check 6: against the current state.
+            current = self._current_group(prevs, before, drafts, in_hand, resolutions)
+            if current is not None:
+                soft_failed = self._check_against_state(event, current, in_hand)
+
+        after = before
+        key = event.state_tuple
+        if key is not None and rejection is None:
+            after = self._draft_id()
+            drafts.append(StateGroupDraft(after, event.room_id, before, {key: event_id}))
+        store.add_events_with_state(
+            [event],
+            rejected={event_id: rejection} if rejection is not None else None,
+            soft_failed=[event_id] if soft_failed is not None else (),
+            state=StateWrite(
+                groups=tuple(drafts),
+                event_groups={event_id: EventStateGroups(before, after)},
+                resolutions=resolutions,
+                unparked=frozenset((event_id,)) if was_parked else frozenset(),
+            ),
+        )
+        if rejection is not None:
+            outcome = Outcome(index, event_id, Status.REJECTED, rejection, redacted)
+        elif soft_failed is not None:
+            outcome = Outcome(index, event_id, Status.SOFT_FAILED, soft_failed, redacted)
+        else:
+            outcome = Outcome(index, event_id, Status.ACCEPTED, None, redacted)
+        if was_parked:
+            self.connected.append(outcome)
+        return outcome, True
+
+    def _connect_waiters(self, first: str) -> None:
+        """Connect parked events whose prevs now all have state (module rule 3), iteratively."""
+        store = self.store
+        heap: list[tuple[int, str]] = []
+        queued: set[str] = set()
+
+        def push_children(event_id: str) -> None:
+            for child in store.get_parked_children((event_id,)).get(event_id, ()):
+                if child not in queued:
+                    queued.add(child)
+                    facts = store.get_facts((child,)).get(child)
+                    heapq.heappush(heap, (facts.depth if facts is not None else 0, child))
+
+        push_children(first)
+        while heap:
+            _, event_id = heapq.heappop(heap)
+            queued.discard(event_id)
+            event = store.get_events((event_id,)).get(event_id)
+            facts = store.get_facts((event_id,)).get(event_id)
+            if event is None or facts is None or not facts.outlier:
+                continue
+            _, connected = self._process_one(event, None, False, facts.rejected)
+            if connected:
+                push_children(event_id)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _draft_id(self) -> int:
+        self._draft -= 1
+        return self._draft
+
+    def _new_group(
+        self,
+        drafts: list[StateGroupDraft],
+        in_hand: dict[int, dict[StateKey, str]],
+        base: int | None,
+        state: dict[StateKey, str],
+    ) -> int:
+        """A draft group holding ``state``, as a delta on ``base`` when there is one."""
+        changes: dict[StateKey, str | None]
+        if base is None:
+            changes = dict(state)
+        else:
+            old = self.store.get_state((base,))[base]
+            changes = _diff(old, state)
+            if not changes:
+                return base
+        draft = self._draft_id()
+        room_id = self.room.room_id
+        assert room_id is not None
+        drafts.append(StateGroupDraft(draft, room_id, base, changes))
+        in_hand[draft] = state
+        return draft
+
+    def _resolved_group(
+        self,
+        distinct: Sequence[int],
+        drafts: list[StateGroupDraft],
+        in_hand: dict[int, dict[StateKey, str]],
+        resolutions: dict[frozenset[int], int],
+    ) -> int:
+        """The group of the resolution of ``distinct`` groups: cached, an input, or a draft
+        delta on the closest input (digest §7.1; Synapse ``_make_state_cache_entry``)."""
+        inputs = frozenset(distinct)
+        if inputs in resolutions:
+            return resolutions[inputs]
+        cached = self.store.get_resolutions((inputs,)).get(inputs)
+        if cached is not None:
+            return cached
+        states = self.store.get_state(distinct)
+        resolved = resolve_state(self.rv, [states[g] for g in distinct], self.store)
+        best: tuple[int, int] | None = None
+        best_changes: dict[StateKey, str | None] = {}
+        for g in distinct:
+            changes = _diff(states[g], resolved)
+            if best is None or (len(changes), g) < best:
+                best, best_changes = (len(changes), g), changes
+        assert best is not None
+        if not best_changes:
+            group = best[1]
+        else:
+            group = self._draft_id()
+            room_id = self.room.room_id
+            assert room_id is not None
+            drafts.append(StateGroupDraft(group, room_id, best[1], best_changes))
+            in_hand[group] = resolved
+        resolutions[inputs] = group
+        return group
+
+    def _current_group(
+        self,
+        prevs: tuple[str, ...],
+        before: int,
+        drafts: list[StateGroupDraft],
+        in_hand: dict[int, dict[StateKey, str]],
+        resolutions: dict[frozenset[int], int],
+    ) -> int | None:
+        """The group of the current state, or ``None`` when check 6 need not run."""
+        room_id = self.room.room_id
+        assert room_id is not None
+        extremities = self.store.forward_extremities(room_id)
+        if not extremities or set(extremities) == set(prevs):
+            return None
+        groups = self.store.get_event_state_groups(extremities)
+        distinct = sorted({g.after for g in groups.values()})
+        if not distinct or distinct == [before]:
+            return None
+        if len(distinct) == 1:
+            return distinct[0]
+        return self._resolved_group(distinct, drafts, in_hand, resolutions)
+
+    def _check_against_state(
+        self, event: Event, group: int, in_hand: Mapping[int, dict[StateKey, str]]
+    ) -> str | None:
+        keys = auth_types_for_event(
+            self.rv, event.type, event.sender, event.state_key, event.content
+        )
+        state = in_hand.get(group)
+        if state is not None:
+            ids = [state[k] for k in keys if k in state]
+        else:
+            found = self.store.get_state((group,), keys).get(group, {})
+            ids = [found[k] for k in keys if k in found]
+        if self.rv.room_id_is_create_event_id and event.type != "m.room.create":
+            ids.append("$" + event.room_id[1:])  # RV 12: the create event is implied
+        facts = self.store.get_facts(ids)
+        usable = [i for i in ids if i in facts and facts[i].rejected is None]
+        return self._check_against(event, usable, self.store.get_events(usable))
+
+    def _check_against(
+        self, event: Event, auth_ids: Sequence[str], auth: Mapping[str, Event]
+    ) -> str | None:
+        """The failed rule of the auth rules against the given auth events, or ``None``."""
+        if len(set(auth_ids)) != len(auth_ids):
+            return "auth_events.duplicate"
+        facts = self.store.get_facts(auth_ids)
+        if any(f.rejected is not None for f in facts.values()):
+            return REJECTED_AUTH_EVENT_RULE
+        try:
+            check_auth(self.rv, event, [auth[a] for a in auth_ids], verifier=self.verifier)
+        except AuthError as err:
+            return err.rule
+        return None
+
+
+def _diff(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> dict[StateKey, str | None]:
+    """The changes that turn ``old`` into ``new`` (``None`` removes a key)."""
+    changes: dict[StateKey, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
+    for k in old:
+        if k not in new:
+            changes[k] = None
+    return changes
+
+
+def _required_signers(event: Event, rv: RoomVersion) -> list[str]:
+    """The servers whose signatures receipt check 2 requires (server-server API "Validating
+    hashes and signatures on received events"): the sender's; in RV 1–2 the event ID's; for an
+    RV 8+ join through ``join_authorised_via_users_server``, that user's."""
+    servers = [event.sender_domain]
+    if rv.event_id_format is EventIdFormat.SERVER_ASSIGNED and ":" in event.event_id:
+        servers.append(event.event_id.split(":", 1)[1])
+    if rv.restricted_join_rule and event.type == "m.room.member":
+        via = event.content.get("join_authorised_via_users_server")
+        if event.content.get("membership") == "join" and isinstance(via, str) and ":" in via:
+            servers.append(via.split(":", 1)[1])
+    return list(dict.fromkeys(servers))
+
+
+def _topological(candidates: Mapping[str, _Candidate]) -> tuple[list[str], list[str]]:
+    """Kahn's algorithm over prev and auth edges inside the batch (module rule 2).
+
+    Returns the order (ready events by depth, then event ID) and the events left on cycles.
+    """
+    indegree: dict[str, int] = dict.fromkeys(candidates, 0)
+    children: dict[str, list[str]] = {}
+    for event_id, c in candidates.items():
+        parents = set(c.event.prev_event_ids) | set(c.event.auth_event_ids)
+        for parent in parents:
+            if parent in candidates and parent != event_id:
+                indegree[event_id] += 1
+                children.setdefault(parent, []).append(event_id)
+            elif parent == event_id:
+                indegree[event_id] += 1  # a self-loop is a cycle
+    heap = [(candidates[e].event.depth, e) for e, d in indegree.items() if d == 0]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        _, event_id = heapq.heappop(heap)
+        order.append(event_id)
+        for child in children.get(event_id, ()):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                heapq.heappush(heap, (candidates[child].event.depth, child))
+    done = set(order)
+    cyclic = sorted(e for e in candidates if e not in done)
+    return order, cyclic
