@@ -7,6 +7,8 @@ but ``AuthError``.
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -973,6 +975,57 @@ def test_rule_names_documented_and_used() -> None:
     source = Path(__file__).parent.parent.joinpath("eventgraph/state/authz.py").read_text()
     raised = set(re.findall(r'_reject\(\s*"([a-z_.]+)"', source))
     assert raised == set(AUTH_RULES)
+
+
+# -- a real room -------------------------------------------------------------------------------
+
+
+def _rule_11(ev: Event, auth: list[Event]) -> str | None:
+    return rule_of(lambda: check_auth("11", ev, auth))
+
+
+REAL_ROOM = Path("/work/shared/fixtures/synapse-federated/r11.hs2.jsonl.gz")
+
+
+@pytest.mark.skipif(not REAL_ROOM.exists(), reason="shared fixture not present")
+def test_real_synapse_room_events_pass_against_their_auth_events() -> None:
+    """Every event a Synapse server accepted in a real RV 11 room (../shared/fixtures/
+    synapse-federated, made by federating Synapse 1.163.2 servers: joins, invites, knocks,
+    restricted joins, kicks, bans, PL changes, redactions) passes against its own auth events;
+    and a forged copy of each message, from a stranger, is refused."""
+    events: dict[str, Event] = {}
+    rejected: set[str] = set()
+    order: list[str] = []
+    with gzip.open(REAL_ROOM, "rt") as lines:
+        for line in lines:
+            pdu = json.loads(line)
+            meta = pdu.pop("_db")
+            event_id = pdu.pop("event_id")
+            events[event_id] = Event.from_trusted_pdu(pdu, "11", event_id=event_id)
+            if meta["rejected"]:
+                rejected.add(event_id)
+            order.append(event_id)
+    checked = 0
+    memberships: set[str] = set()
+    for event_id in order:
+        ev = events[event_id]
+        if event_id in rejected or any(a not in events or a in rejected for a in ev.auth_event_ids):
+            continue
+        auth = [events[a] for a in ev.auth_event_ids]
+        assert _rule_11(ev, auth) is None, event_id
+        checked += 1
+        if ev.type == "m.room.member":
+            memberships.add(str(ev.content.get("membership")))
+        elif ev.type == "m.room.message":
+            forged = Event.from_trusted_pdu(
+                {**ev.to_pdu(), "sender": "@mallory:evil.example"}, "11", event_id="$forged"
+            )
+            assert _rule_11(forged, auth) in (
+                "auth_events.not_selected",
+                "sender_not_joined",
+            )
+    assert checked > 2500
+    assert {"join", "invite", "leave", "ban", "knock"} <= memberships
 
 
 # -- properties -------------------------------------------------------------------------------

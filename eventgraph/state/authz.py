@@ -463,9 +463,30 @@ def sender_power_level(
     Picks the ``m.room.create`` and ``m.room.power_levels`` events (state key ``""``) among
     ``auth_events`` and applies :func:`get_power_level`.
 
+    Args:
+        version: the room version.
+        event: the event whose sender is ranked.
+        auth_events: the event's auth events (those that could be loaded; missing ones simply
+            don't count). In room version 12 include the create event the room ID names.
+
+    Returns:
+        An ``int``, or ``math.inf`` for a room version 12 creator.
+
+    Raises:
+        UnsupportedRoomVersionError: unknown room version.
+
     Spec: state resolution v2 / v2.1, "Reverse topological power ordering" (rule 1).
 
-    Complexity: O(len(auth_events)).
+    Complexity: O(len(auth_events)); power-levels content is parsed once per event.
+
+    >>> create = Event.from_trusted_pdu({"type": "m.room.create", "state_key": "",
+    ...     "sender": "@alice:a", "content": {"additional_creators": ["@bob:b"]}, "depth": 1,
+    ...     "origin_server_ts": 0, "prev_events": [], "auth_events": []}, "12", event_id="$c")
+    >>> msg = Event.from_trusted_pdu({"type": "m.room.message", "room_id": "!c",
+    ...     "sender": "@bob:b", "content": {}, "depth": 2, "origin_server_ts": 0,
+    ...     "prev_events": ["$c"], "auth_events": []}, "12", event_id="$m")
+    >>> sender_power_level("12", msg, [create])
+    inf
     """
     create: Event | None = None
     power_levels: Event | None = None
