@@ -48,6 +48,7 @@ from ._checker import AuthChecker
 
 __all__ = ["resolve_state"]
 
+_CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 _JOIN_RULES: StateKey = ("m.room.join_rules", "")
 _MEMBER = "m.room.member"
@@ -437,7 +438,7 @@ def _resolve_v2(
     is_v21 = rv.state_res is StateResAlgorithm.V2_1
     loaded = _Events(store)
     conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
-    _load_conflicted(loaded, conflicted_ids)
+    _load_conflicted(loaded, conflicted_ids, sets)
 
     # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
     # (v2.1: ∪ the conflicted state subgraph).
@@ -491,14 +492,19 @@ def _resolve_v2(
     return partial
 
 
-def _load_conflicted(loaded: _Events, conflicted_ids: Sequence[str]) -> None:
-    """Load the conflicted events; all must be stored, and of one room (rule 5)."""
-    loaded.load(conflicted_ids)
+def _load_conflicted(
+    loaded: _Events, conflicted_ids: Sequence[str], sets: Sequence[Mapping[StateKey, str]]
+) -> None:
+    """Load the conflicted events; all must be stored, and of one room with the state sets'
+    create events (rule 5)."""
+    creates = sorted({s[_CREATE] for s in sets if _CREATE in s})
+    loaded.load([*conflicted_ids, *creates])
     missing = [e for e in conflicted_ids if e not in loaded.events]
     if missing:
         msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
         raise EventNotFoundError(msg)
-    rooms = sorted({loaded.events[e].room_id for e in conflicted_ids})
+    present = [e for e in creates if e in loaded.events]
+    rooms = sorted({loaded.events[e].room_id for e in [*conflicted_ids, *present]})
     if len(rooms) > 1:
         msg = f"the state sets hold events of several rooms: {', '.join(rooms[:3])}"
         raise InvalidRequestError(msg)
@@ -532,7 +538,7 @@ def _resolve_v1(
         return unconflicted
     loaded = _Events(store)
     conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
-    _load_conflicted(loaded, conflicted_ids)
+    _load_conflicted(loaded, conflicted_ids, sets)
     events = loaded.events
     checker = AuthChecker(rv, events, loaded.rejected, fallback_to_own_auth_events=False)
     _load_state_entries(loaded, checker, unconflicted, conflicted_ids)
