@@ -129,6 +129,16 @@ _MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1,)
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
+#: Encodes an edge list for the ``prev_ids``/``auth_ids`` columns (compact, C-accelerated).
+_encode_ids: Final = json.JSONEncoder(separators=(",", ":")).encode
+_raw_decode: Final = json.JSONDecoder().raw_decode
+
+
+def _decode_ids(text: str) -> tuple[str, ...]:
+    """Decode what :data:`_encode_ids` wrote (no whitespace to skip: ``raw_decode`` suffices)."""
+    return tuple(_raw_decode(text)[0])
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -389,14 +399,14 @@ class SqliteStore:
                 "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
                 ids,
             )
-        loads = json.loads
+        ids_of = _decode_ids
         return {
             row[0]: EventFacts(
                 event_id=row[0],
                 room_id=row[1],
                 depth=row[2],
-                prev_event_ids=tuple(loads(row[3])),
-                auth_event_ids=tuple(loads(row[4])),
+                prev_event_ids=ids_of(row[3]),
+                auth_event_ids=ids_of(row[4]),
                 is_state=bool(row[5]),
                 outlier=bool(row[6]),
                 rejected=row[7],
@@ -584,7 +594,7 @@ class SqliteStore:
 
         # 3. Rows of the new events (arrival numbers continue the stored ones), their edges.
         top = conn.execute("SELECT coalesce(max(arrival), 0) FROM events").fetchone()[0]
-        dumps = json.dumps
+        dumps = _encode_ids
         event_rows = []
         prev_rows: list[tuple[str, int]] = []
         auth_rows: list[tuple[str, int]] = []
@@ -601,13 +611,13 @@ class SqliteStore:
                     e.event_id in outlier_set,
                     rejected_map.get(e.event_id),
                     e.event_id in soft_set,
-                    dumps(e.prev_event_ids, ensure_ascii=False),
-                    dumps(e.auth_event_ids, ensure_ascii=False),
+                    dumps(e.prev_event_ids),
+                    dumps(e.auth_event_ids),
                     e.pdu_json,
                 )
             )
-            prev_rows.extend((p, n) for p in dict.fromkeys(e.prev_event_ids))
-            auth_rows.extend((a, n) for a in dict.fromkeys(e.auth_event_ids))
+            prev_rows.extend([(p, n) for p in dict.fromkeys(e.prev_event_ids)])
+            auth_rows.extend([(a, n) for a in dict.fromkeys(e.auth_event_ids)])
         conn.executemany(
             "INSERT INTO events (arrival, event_id, room_nid, depth, is_state, outlier, rejected, "
             "soft_failed, prev_ids, auth_ids, pdu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -736,7 +746,11 @@ def _validate_batch(
             msg = f"a different event is already stored as {event.event_id}"
             raise StoreError(msg)
         version = versions.get(event.room_id)
-        if version is not None and version != event.room_version:
+        if (
+            version is not None
+            and version is not event.room_version
+            and version != event.room_version
+        ):
             msg = (
                 f"room {event.room_id} has room version {version.identifier}, "
                 f"not {event.room_version.identifier}"
@@ -800,8 +814,8 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
             event.room_id != room_id
             or event.depth != depth
             or bool(is_state) != event.is_state
-            or tuple(json.loads(prev_ids)) != event.prev_event_ids
-            or tuple(json.loads(auth_ids)) != event.auth_event_ids
+            or _decode_ids(prev_ids) != event.prev_event_ids
+            or _decode_ids(auth_ids) != event.auth_event_ids
             or event.pdu_json != pdu
         ):
             raise fail(f"the facts of {event_id} disagree with the event")
