@@ -1146,3 +1146,31 @@ def test_kick_needs_strictly_more_power(v: str, level: int) -> None:
     room.add(room.member(BOB, "join"))
     room.add(room.member(CAROL, "join"))
     assert rule_of(lambda: room.check(room.member(BOB, "leave", CAROL))) == "member.leave.power"
+
+
+@given(v=st.sampled_from(ALL), picks=st.lists(st.integers(min_value=0, max_value=9), max_size=8))
+def test_arbitrary_auth_event_lists(v: str, picks: list[int]) -> None:
+    """Any list of auth events (duplicates, strangers, non-state events, another room, another
+    create): allowed or AuthError naming a documented rule; and allowed only if the list is a
+    duplicate-free subset of the selection holding the create event and the sender's join."""
+    room = basic(v, bob=0)
+    room.add(room.member(BOB, "join"))
+    other = Room(v, create_id="$other")
+    pool = [
+        room.create,
+        room.state[("m.room.power_levels", "")],
+        room.state[("m.room.member", BOB)],
+        room.state[("m.room.member", ALICE)],
+        room.state[("m.room.join_rules", "")],
+        room.add(room.make("m.room.message", ALICE, {})),
+        other.create,
+        room.make("m.room.power_levels", ALICE, {}, "", room_id="!elsewhere:a"),
+        room.make("m.room.create", ALICE, {}, "x"),
+        room.state[("m.room.power_levels", "")],
+    ]
+    msg = room.make("m.room.message", BOB, {"body": "x"})
+    auth = [pool[i] for i in picks]
+    rule = rule_of(lambda: check_auth(v, msg, auth))
+    ids = [e.event_id for e in auth]
+    allowed = len(set(ids)) == len(ids) and {0, 2} <= set(picks) <= {0, 1, 2, 9}
+    assert (rule is None) == allowed, rule
