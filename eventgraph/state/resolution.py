@@ -250,17 +250,15 @@ def _partition_v2(
 
     Complexity: O(total number of entries).
     """
-    first, rest = sets[0], sets[1:]
-    unconflicted: dict[StateKey, str] = {}
+    # The entries present, equal, in every set — set operations on the items views.
+    common = sets[0].items() & sets[1].items()
+    for s in sets[2:]:
+        common &= s.items()
+    unconflicted = dict(common)
     conflicted: dict[StateKey, frozenset[str]] = {}
-    for key, value in first.items():
-        if all(s.get(key) == value for s in rest):
-            unconflicted[key] = value
-        else:
-            conflicted[key] = frozenset(s[key] for s in sets if key in s)
-    for s in rest:
-        for key in s:
-            if key not in first and key not in conflicted:
+    for s in sets:
+        for key in s.keys() - unconflicted.keys():
+            if key not in conflicted:
                 conflicted[key] = frozenset(t[key] for t in sets if key in t)
     return unconflicted, conflicted
 
@@ -402,6 +400,10 @@ def _mainline_positions(
     for event_id in sorted(event_ids):
         ev = events[event_id]
         walks.append((event_id, [], loaded.pl_parent(ev)))
+    # owner[x] = the event whose walk passed x first; a walk reaching another walk's event
+    # joins it (waits for its answer) instead of walking the same tail again.
+    owner: dict[str, str] = {}
+    joined: list[tuple[str, list[str], str]] = []
     while walks:
         pending: list[tuple[str, list[str], str | None]] = []
         for event_id, path, cursor in walks:
@@ -409,9 +411,14 @@ def _mainline_positions(
                 result = _INFINITY
             elif cursor in answer:
                 result = answer[cursor]
-            elif cursor in path:  # a cycle of power-levels auth events
-                result = _INFINITY
+            elif cursor in owner:
+                if owner[cursor] == event_id:  # a cycle of power-levels auth events
+                    result = _INFINITY
+                else:
+                    joined.append((event_id, path, cursor))
+                    continue
             else:
+                owner[cursor] = event_id
                 path.append(cursor)
                 pending.append((event_id, path, cursor))
                 continue
@@ -422,6 +429,24 @@ def _mainline_positions(
             break
         loaded.load_auth_events(sorted({c for _, _, c in pending if c is not None}))
         walks = [(e, path, loaded.pl_parent(events[c])) for e, path, c in pending if c]
+    # Joined walks take the answer of the walk they joined (in rounds: joins can chain).
+    while joined:
+        waiting = []
+        for event_id, path, node in joined:
+            if node in answer:
+                result = answer[node]
+                positions[event_id] = result
+                for p in path:
+                    answer[p] = result
+            else:
+                waiting.append((event_id, path, node))
+        if len(waiting) == len(joined):  # joins around a forged cycle: no mainline below
+            for event_id, path, _ in waiting:
+                positions[event_id] = _INFINITY
+                for p in path:
+                    answer.setdefault(p, _INFINITY)
+            break
+        joined = waiting
     return positions
 
 
