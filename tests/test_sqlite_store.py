@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -14,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventgraph import MemoryStore, StoreError
-from eventgraph.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
+from eventgraph.stores.sqlite import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    SqliteStore,
+    _decode_ids,
+    _encode_ids,
+)
 from eventgraph.testing.contract import StoreContract, contract_event
 from tests.sqlite_crash_writer import crash_batches
 from tests.stores import ROOMS, Batch, random_batches
@@ -358,3 +367,11 @@ def test_one_store_shared_by_threads() -> None:
         assert not errors, errors
         store.check_invariants()
         assert len(store) == len({i for b in batches for i in b.event_ids})
+
+
+@given(st.lists(st.text(max_size=8).map(lambda s: "$" + s), max_size=4))
+def test_edge_columns_round_trip_any_ids(ids: list[str]) -> None:
+    """The edge-list encoding is JSON for every ID (its fast path included)."""
+    encoded = _encode_ids(tuple(ids))
+    assert json.loads(encoded) == ids
+    assert _decode_ids(encoded) == tuple(ids)

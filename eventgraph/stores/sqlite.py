@@ -129,8 +129,21 @@ _MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1,)
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
-#: Encodes an edge list for the ``prev_ids``/``auth_ids`` columns (compact, C-accelerated).
-_encode_ids: Final = json.JSONEncoder(separators=(",", ":")).encode
+_json_ids: Final = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode_ids(ids: tuple[str, ...]) -> str:
+    """An edge list as a JSON array for the ``prev_ids``/``auth_ids`` columns.
+
+    The usual IDs (printable ASCII without quotes or backslashes) need no escaping, so they are
+    joined directly; anything else goes through the JSON encoder. Both are the same JSON.
+    """
+    joined = '","'.join(ids)
+    if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+        return f'["{joined}"]' if ids else "[]"
+    return _json_ids(ids)
+
+
 _raw_decode: Final = json.JSONDecoder().raw_decode
 
 
