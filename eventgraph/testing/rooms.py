@@ -27,19 +27,19 @@ from ..state.resolution import resolve_state
 from ..stores.memory import MemoryStore
 from ..stores.memory_state import MemoryStateGroups, StateGroupStats
 
-__all__ = ["RoomBuilder", "room_memory_store", "tiny_room", "tiny_room_pdus"]
+__all__ = ["RoomBuilder", "RoomMemoryStore", "room_memory_store", "tiny_room", "tiny_room_pdus"]
 
 
-def room_memory_store() -> RoomStore:
+def room_memory_store() -> RoomMemoryStore:
     """An empty in-memory store offering every protocol the ingest pipeline needs.
 
     >>> len(room_memory_store())
     0
     """
-    return _RoomMemoryStore()
+    return RoomMemoryStore()
 
 
-class _RoomMemoryStore(MemoryStore):
+class RoomMemoryStore(MemoryStore):
     """``MemoryStore`` composing :class:`MemoryStateGroups` (until ``MemoryStore`` does)."""
 
     def __init__(self) -> None:
@@ -208,7 +208,7 @@ class RoomBuilder:
             create = before.get(("m.room.create", ""))
             if create is not None and create not in auth:
                 auth.insert(0, create)
-        depth = 1 + max((self.events[p].depth for p in prev), default=0)
+        depth = 1 + max((self.events[p].depth for p in prev if p in self.events), default=0)
         self._ts += 1
         pdu: dict[str, JsonValue] = {
             "type": type,
@@ -244,11 +244,12 @@ class RoomBuilder:
         return dict(self._after[event_id])
 
     def _before(self, prev: Sequence[str]) -> dict[StateKey, str]:
-        if not prev:
+        known = [p for p in prev if p in self._after]  # unknown prevs: a deliberate gap
+        if not known:
             return {}
-        if len(prev) == 1:
-            return dict(self._after[prev[0]])
-        return resolve_state(self.version, [self._after[p] for p in prev], self._store)
+        if len(known) == 1:
+            return dict(self._after[known[0]])
+        return resolve_state(self.version, [self._after[p] for p in known], self._store)
 
 
 def tiny_room_pdus() -> list[dict[str, JsonValue]]:
