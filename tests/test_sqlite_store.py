@@ -19,6 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventgraph import MemoryStore, StoreError
+from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
+from eventgraph.room import NoSignatureChecks, ingest
 from eventgraph.stores.sqlite import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -26,7 +28,9 @@ from eventgraph.stores.sqlite import (
     _decode_ids,
     _encode_ids,
 )
+from eventgraph.synth import SynthConfig
 from eventgraph.testing.contract import StoreContract, contract_event
+from eventgraph.testing.rooms import room_memory_store
 from tests.sqlite_crash_writer import crash_batches
 from tests.stores import ROOMS, Batch, random_batches
 
@@ -375,3 +379,155 @@ def test_edge_columns_round_trip_any_ids(ids: list[str]) -> None:
     encoded = _encode_ids(tuple(ids))
     assert json.loads(encoded) == ids
     assert _decode_ids(encoded) == tuple(ids)
+
+
+# -- state groups: the ingest pipeline gives the same states on both stores -----------------
+
+
+def _state_answers(store: Any, event_ids: Sequence[str]) -> tuple[object, ...]:
+    groups = store.get_event_state_groups(event_ids)
+    ids = sorted({g for pair in groups.values() for g in (pair.before, pair.after)})
+    states = store.get_state(ids)
+    some = store.get_state(ids, [("m.room.member", "@u1:hs1.example"), ("m.room.topic", "")])
+    return (
+        {e: (dict(states[p.before]), dict(states[p.after])) for e, p in groups.items()},
+        {e: (dict(some[p.before]), dict(some[p.after])) for e, p in groups.items()},
+        dict(store.get_parked_children(event_ids)),
+        store.state_group_stats(),
+    )
+
+
+@pytest.mark.parametrize(("version", "seed"), [("11", 1), ("12", 2), ("3", 3)])
+def test_ingest_gives_the_same_states_as_memory(version: str, seed: int) -> None:
+    """The ingest pipeline on SqliteStore and on the in-memory room store: same outcomes, same
+    states before and after every event, same group shapes (deltas, compactions, snapshots),
+    with parked events (PDUs arriving before their prev events) connected later."""
+    config = SynthConfig(
+        room_version=version, events=260, members=12, seed=seed, state_rate=0.5, fork_rate=0.05
+    )
+    pdus = [e.to_pdu() for e in config.stream()]
+    rng = random.Random(seed)
+    # Hold back some messages (never anyone's auth event) to the end: their children arrive
+    # first and are parked until the held-back messages connect them.
+    held = [p for p in pdus if p["type"] == "m.room.message" and rng.random() < 0.1]
+    rest = [p for p in pdus if not any(p is h for h in held)]
+    chunks = [rest[i : i + 40] for i in range(0, len(rest), 40)] + [held]
+    memory = room_memory_store()
+    answers = []
+    with SqliteStore(":memory:") as sqlite:
+        for store in (memory, sqlite):
+            outcomes = []
+            for chunk in chunks:
+                report = ingest(store, version, chunk, verifier=NoSignatureChecks())
+                outcomes.append(report.outcomes)
+                outcomes.append(report.connected)
+            ids = [e.event_id for e in config.stream()]
+            answers.append((outcomes, _state_answers(store, ids), _answers(store, ids)))
+        sqlite.check_invariants()
+        stats = sqlite.state_group_stats()
+        assert stats.deltas > 0
+        assert stats.compactions + stats.snapshots > 1, stats
+    statuses = {o.status.value for chunk in answers[0][0] for o in chunk}
+    assert {"outlier", "accepted"} <= statuses, statuses
+    assert answers[0] == answers[1]
+
+
+# -- migrations -----------------------------------------------------------------------------
+
+
+def _downgrade_to_v1(path: Path) -> None:
+    """Turn a database into what schema version 1 (events only) wrote: drop later tables."""
+    conn = sqlite3.connect(path)
+    for table in (
+        "state_groups",
+        "state_group_entries",
+        "event_state_groups",
+        "state_resolutions",
+        "parked_events",
+    ):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+
+
+def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
+    """A schema-1 database with events is upgraded on open: events kept, state tables made,
+    invariants hold, and state writes work."""
+    assert SCHEMA_VERSION == 2
+    batches = random_batches(4)
+    ids = _all_ids(batches)
+    path = tmp_path / "old.db"
+    with SqliteStore(path) as store:
+        for batch in batches:
+            batch.add_to(store)
+        before = _answers(store, ids)
+    _downgrade_to_v1(path)
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert _answers(store, ids) == before
+        assert store.state_group_stats().groups == 0
+        connected = next(i for i, f in store.get_facts(ids).items() if not f.outlier)
+        draft = StateGroupDraft(-1, "!contract:test", None, {("m.room.create", ""): "$c"})
+        made = store.add_events_with_state(
+            [],
+            state=StateWrite(groups=(draft,), event_groups={connected: EventStateGroups(-1, -1)}),
+        )
+        assert store.get_state([made[-1]]) == {made[-1]: {("m.room.create", ""): "$c"}}
+        store.check_invariants()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_an_empty_database_of_an_old_version_migrates(tmp_path: Path) -> None:
+    """Every older version, from an empty file up, is migrated to the current one."""
+    path = tmp_path / "v0.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")  # an eventgraph file mid-creation
+    conn.execute("DROP TABLE probe")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as store:
+        store.add_events([contract_event("$a")])
+        store.check_invariants()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["unknown parent", "positive draft", "outlier groups", "parked non-outlier", "bad key"],
+)
+def test_a_bad_state_write_changes_nothing(bad: str) -> None:
+    """A refused state write leaves the events and the state tables as they were."""
+    with SqliteStore(":memory:") as store:
+        store.add_events_with_state(
+            [contract_event("$a")],
+            state=StateWrite(
+                groups=(StateGroupDraft(-1, ROOMS[0], None, {("t", ""): "$a"}),),
+                event_groups={"$a": EventStateGroups(-1, -1)},
+            ),
+        )
+        ids = ["$a", "$b"]
+        before = (_answers(store, ids), _state_answers(store, ids))
+        event = contract_event("$b", ["$a"], depth=2)
+        outliers: list[str] = []
+        draft = StateGroupDraft(-1, ROOMS[0], 1, {("t", ""): "$b"})
+        write: dict[str, Any] = {"event_groups": {"$b": EventStateGroups(1, -1)}}
+        if bad == "unknown parent":
+            draft = StateGroupDraft(-1, ROOMS[0], 99, {("t", ""): "$b"})
+        elif bad == "positive draft":
+            draft = StateGroupDraft(5, ROOMS[0], 1, {("t", ""): "$b"})
+            write = {}
+        elif bad == "outlier groups":
+            outliers = ["$b"]
+        elif bad == "parked non-outlier":
+            write["parked"] = frozenset({"$b"})
+        else:
+            draft = StateGroupDraft(-1, ROOMS[0], 1, {("t",): "$b"})  # type: ignore[dict-item]
+        with pytest.raises(StoreError):
+            store.add_events_with_state(
+                [event], outliers=outliers, state=StateWrite(groups=(draft,), **write)
+            )
+        assert (_answers(store, ids), _state_answers(store, ids)) == before
+        store.check_invariants()

@@ -35,6 +35,8 @@ Schema (version 1)::
     forward_extremities(event_id PK, room_nid)    index (room_nid)
     backward_extremities(event_id, room_nid, depth) PK (event_id, room_nid), index (room_nid)
 
+Schema version 2 adds the state groups (:mod:`eventgraph.stores._sqlite_state`).
+
 The forward direction of an edge (an event's ``prev_events`` and ``auth_events`` in PDU order)
 is the JSON column of the event's row, read with its other facts in the same statement; the edge
 tables hold the reverse direction, keyed by the target ID (which need not be stored).
@@ -53,7 +55,9 @@ from typing import Any, Final
 from ..errors import StoreError
 from ..events.event import Event
 from ..events.room_versions import RoomVersion, room_version
-from ..protocols import EventFacts
+from ..protocols import EventFacts, EventStateGroups, StateWrite
+from . import _sqlite_state
+from .memory_state import StateGroupStats
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -123,7 +127,12 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
 
 #: ``_MIGRATIONS[n]`` upgrades a database from schema version ``n`` to ``n + 1``. Each runs
 #: inside the opening transaction; append, never edit, once a version has shipped.
-_MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1,)
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 2: state groups (see :mod:`eventgraph.stores._sqlite_state`)."""
+    _run_ddl(conn, _sqlite_state.MIGRATION_SQL)
+
+
+_MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2)
 
 #: The schema version this code writes.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -179,7 +188,9 @@ def _encodable(ids: Sequence[str]) -> list[str]:
 
 
 class SqliteStore:
-    """Every storage protocol of :mod:`eventgraph.protocols`, in one SQLite database.
+    """Every storage protocol of :mod:`eventgraph.protocols`, in one SQLite database: events,
+    graph facts, children and extremities, and state groups (the ingest pipeline's
+    :class:`~eventgraph.protocols.RoomStore`).
 
     Args:
         path: a file path, or ``":memory:"`` for a private in-memory database.
@@ -723,6 +734,166 @@ class SqliteStore:
             [(e.event_id, rooms[e.room_id]) for e in accepted if e.event_id not in with_children],
         )
 
+    # -- StateGroupReader ---------------------------------------------------------------------
+
+    def get_event_state_groups(
+        self, event_ids: Collection[str], /
+    ) -> Mapping[str, EventStateGroups]:
+        """The state groups of the connected events among ``event_ids``.
+
+        Complexity: one statement per chunk of IDs.
+        """
+        ids = _string_ids(event_ids)
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = self._select_in(
+                conn,
+                "SELECT e.event_id, s.before_group, s.after_group FROM event_state_groups s "
+                "JOIN events e ON e.arrival = s.event_nid WHERE e.event_id IN ({ids})",
+                ids,
+            )
+        return {event_id: EventStateGroups(before, after) for event_id, before, after in rows}
+
+    def get_state(
+        self, group_ids: Collection[int], /, keys: Collection[tuple[str, str]] | None = None
+    ) -> Mapping[int, Mapping[tuple[str, str], str]]:
+        """The full state (or its ``keys`` part) of each known group; unknown groups are absent.
+
+        Complexity: two statements per chunk of groups (their delta chains, then the entries of
+        the groups on them, filtered by key in SQL when ``keys`` is given); O(answer + bounded
+        delta chain) rows.
+        """
+        gids = list(dict.fromkeys(g for g in group_ids if type(g) is int))
+        if not gids:
+            return {}
+        with self._read() as conn:
+            return _sqlite_state.get_state(conn, gids, keys, self._chunk)
+
+    def get_resolutions(
+        self, input_sets: Collection[frozenset[int]], /
+    ) -> Mapping[frozenset[int], int]:
+        """The cached resolved group of each known set of input groups.
+
+        Complexity: one statement per chunk of sets.
+        """
+        by_key: dict[str, frozenset[int]] = {}
+        for inputs in input_sets:
+            if isinstance(inputs, frozenset) and all(type(g) is int for g in inputs):
+                by_key[_sqlite_state.resolution_key(inputs)] = inputs
+        if not by_key:
+            return {}
+        with self._read() as conn:
+            rows = self._select_in(
+                conn,
+                "SELECT inputs, group_id FROM state_resolutions WHERE inputs IN ({ids})",
+                list(by_key),
+            )
+        return {by_key[key]: group_id for key, group_id in rows}
+
+    def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        """For each ID, the parked outliers listing it in ``prev_events``, sorted.
+
+        Complexity: one statement per chunk of IDs.
+        """
+        ids = _string_ids(event_ids)
+        if not ids:
+            return {}
+        with self._read() as conn:
+            rows = self._select_in(
+                conn,
+                "SELECT p.prev_id, e.event_id FROM prev_edges p "
+                "JOIN parked_events k ON k.event_nid = p.event_nid "
+                "JOIN events e ON e.arrival = p.event_nid WHERE p.prev_id IN ({ids})",
+                ids,
+            )
+        children: dict[str, set[str]] = {}
+        for parent, child in rows:
+            children.setdefault(parent, set()).add(child)
+        return {i: tuple(sorted(children[i])) for i in ids if i in children}
+
+    def state_group_stats(self) -> StateGroupStats:
+        """Counts of the stored state groups (as ``MemoryStateGroups.stats``). Four statements."""
+        with self._read() as conn:
+            return _sqlite_state.stats(conn)
+
+    # -- StateGroupWriter ---------------------------------------------------------------------
+
+    def add_events_with_state(
+        self,
+        events: Iterable[Event],
+        /,
+        *,
+        outliers: Collection[str] = (),
+        rejected: Mapping[str, str] | None = None,
+        soft_failed: Collection[str] = (),
+        state: StateWrite,
+    ) -> Mapping[int, int]:
+        """Store ``events`` as :meth:`add_events` does and ``state`` with them, in one
+        transaction (see :class:`eventgraph.protocols.StateGroupWriter`).
+
+        Returns:
+            The stored group ID of every draft group of ``state``.
+
+        Complexity: that of :meth:`add_events`, plus a few statements for the state: the
+        chains the drafts build on (the keys they change, or whole chains when a draft is
+        rebased), multi-row inserts of groups, entries, links, resolutions and parked events.
+
+        Raises:
+            StoreError: the events or the state write are inconsistent, or SQLite refused the
+                write; the store is unchanged.
+        """
+        batch, versions = _validate_batch(events, outliers, rejected or {}, soft_failed)
+        outlier_set = frozenset(outliers)
+        rejected_map = dict(rejected or {})
+        soft_set = frozenset(soft_failed)
+        in_batch = {e.event_id for e in batch}
+        ids = [e.event_id for e in batch]
+        named = _string_ids(
+            [*ids, *state.event_groups, *state.unparked] if isinstance(state, StateWrite) else ids
+        )
+        try:
+            with self._write() as conn:
+                flags = {
+                    event_id: bool(outlier)
+                    for event_id, outlier in self._select_in(
+                        conn,
+                        "SELECT event_id, outlier FROM events WHERE event_id IN ({ids})",
+                        named,
+                    )
+                }
+
+                def stored_connected(event_id: str) -> bool:
+                    return flags.get(event_id) is False
+
+                def connected(event_id: str) -> bool:
+                    if event_id in in_batch:
+                        return event_id not in outlier_set or stored_connected(event_id)
+                    return stored_connected(event_id)
+
+                _sqlite_state.validate_write(
+                    conn,
+                    state,
+                    connected=connected,
+                    outlier_of_write=lambda event_id: (
+                        event_id in in_batch and event_id in outlier_set
+                    ),
+                    chunk=self._chunk,
+                )
+                if batch:
+                    self._insert(conn, batch, ids, versions, outlier_set, rejected_map, soft_set)
+                nid_of = dict(
+                    self._select_in(
+                        conn,
+                        "SELECT event_id, arrival FROM events WHERE event_id IN ({ids})",
+                        _string_ids([*named, *state.parked]),
+                    )
+                )
+                return _sqlite_state.apply_write(conn, state, nid_of, self._chunk)
+        except UnicodeEncodeError as err:
+            msg = f"the batch holds a string SQLite cannot store: {err}"
+            raise StoreError(msg) from err
+
     # -- invariants ---------------------------------------------------------------------------
 
     def check_invariants(self) -> None:
@@ -738,6 +909,7 @@ class SqliteStore:
         """
         with self._read() as conn:
             _check(conn, self._version)
+            _sqlite_state.check(conn, self._chunk)
 
 
 def _validate_batch(
