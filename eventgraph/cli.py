@@ -26,7 +26,9 @@ import attrs
 from .errors import EventGraphError
 from .events.event import Event
 from .events.room_versions import KNOWN_ROOM_VERSIONS
+from .protocols import EventWriter
 from .stores.memory import MemoryStore
+from .stores.sqlite import SqliteStore
 from .synth import RoomShape, SynthConfig
 
 __all__ = ["COMMANDS", "Command", "main"]
@@ -125,17 +127,42 @@ def _room_config(args: argparse.Namespace) -> SynthConfig:
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    stores = parser.add_argument_group("store")
+    stores.add_argument(
+        "--db",
+        default=":memory:",
+        metavar="PATH",
+        help="the SQLite database file to store the room in (default ':memory:'; an existing "
+        "eventgraph database is added to)",
+    )
+    stores.add_argument(
+        "--store",
+        choices=("sqlite", "memory"),
+        default="sqlite",
+        help="the store: SqliteStore at --db (default) or MemoryStore",
+    )
     _add_room_options(parser, events=10_000, members=300)
 
 
 def _demo(args: argparse.Namespace) -> int:
     config = _room_config(args)
-    store = MemoryStore()
+    if args.store == "memory":
+        store: MemoryStore | SqliteStore = MemoryStore()
+    else:
+        store = SqliteStore(args.db)
+    try:
+        return _demo_in(config, store)
+    finally:
+        if isinstance(store, SqliteStore):
+            store.close()
+
+
+def _demo_in(config: SynthConfig, store: MemoryStore | SqliteStore) -> int:
     started = time.perf_counter()
-    shape = RoomShape.measure(_into_store(config.stream(), store))
+    last: list[Event] = []
+    shape = RoomShape.measure(_into_store(config.stream(), store, last))
     elapsed = time.perf_counter() - started
-    room_ids = store.room_ids()
-    room_id = room_ids[0]
+    room_id = last[0].room_id
     forward = store.forward_extremities(room_id)
     backward = store.backward_extremities(room_id)
     rate = shape.events / elapsed if elapsed > 0 else float("inf")
@@ -151,20 +178,25 @@ def _demo(args: argparse.Namespace) -> int:
         ("merges", f"{shape.merges:,}"),
         ("forward extremities", f"{len(forward)}: {' '.join(forward)}"),
         ("backward extremities", str(len(backward))),
-        ("store", f"MemoryStore, {store.room_event_count(room_id):,} events"),
+        ("store", f"{type(store).__name__}, {store.room_event_count(room_id):,} events"),
         ("time", f"{elapsed:.2f} s ({rate:,.0f} events/s)"),
     ]
-    print("A synthetic room, generated and stored in memory:")
+    where = (
+        "in memory" if isinstance(store, MemoryStore) or store.path == ":memory:" else store.path
+    )
+    print(f"A synthetic room, generated and stored ({where}):")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     return 0
 
 
-def _into_store(events: Iterator[Event], store: MemoryStore) -> Iterator[Event]:
-    """Pass ``events`` through, adding them to ``store`` in batches of :data:`STORE_BATCH`."""
+def _into_store(events: Iterator[Event], store: EventWriter, last: list[Event]) -> Iterator[Event]:
+    """Pass ``events`` through, adding them to ``store`` in batches of :data:`STORE_BATCH`;
+    ``last`` ends up holding the last event."""
     batch: list[Event] = []
     for event in events:
+        last[:] = [event]
         batch.append(event)
         if len(batch) >= STORE_BATCH:
             store.add_events(batch)
@@ -226,7 +258,7 @@ def _write_lines(
 COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
-        "generate a synthetic room into a MemoryStore and print its shape",
+        "generate a synthetic room into a store (SQLite, --db) and print its shape",
         _demo_arguments,
         _demo,
     ),

@@ -40,7 +40,7 @@ def test_demo_prints_the_shape_of_the_room_it_stored(capsys: pytest.CaptureFixtu
     # Every fork is merged by the end, so the one forward extremity is the last event.
     assert rows["forward extremities"] == f"1: {last.event_id}"
     assert rows["backward extremities"] == "0"
-    assert rows["store"] == "MemoryStore, 2,000 events"
+    assert rows["store"] == "SqliteStore, 2,000 events"
 
 
 def test_demo_defaults_are_quick(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,3 +125,22 @@ def test_commands_table_drives_the_parser(capsys: pytest.CaptureFixture[str]) ->
     help_text = capsys.readouterr().out
     for name in ("demo", "generate", "extra"):
         assert name in help_text
+
+
+def test_demo_stores_in_a_sqlite_file_or_in_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--db PATH`` keeps the room in a SQLite file; ``--store memory`` uses MemoryStore."""
+    from eventgraph.stores.sqlite import SqliteStore
+
+    db = tmp_path / "room.db"
+    assert main(["demo", "--events", "300", "--members", "10", "--db", str(db)]) == 0
+    rows = shape_rows(capsys.readouterr().out)
+    assert rows["store"] == "SqliteStore, 300 events"
+    with SqliteStore(db) as store:
+        (room_id,) = store.room_ids()
+        assert room_id == rows["room"]
+        assert store.forward_extremities(room_id) == (rows["forward extremities"].split()[-1],)
+        store.check_invariants()
+    assert main(["demo", "--events", "300", "--members", "10", "--store", "memory"]) == 0
+    assert shape_rows(capsys.readouterr().out)["store"] == "MemoryStore, 300 events"
