@@ -21,11 +21,18 @@ Rules of this module:
    from the state *before* the event on its branch (server-server API "Auth events selection").
    Every event is allowed by the authorization rules of its room version against those auth
    events and against that state (the generator only attempts actions the rules allow: see
-   ``_Room`` for the bookkeeping that guarantees it).
-4. State resolution is not needed to know the state after a merge: only the first branch of a
-   fork changes state, the others only send messages, so the state after a merge is the state
-   of the first branch. Each message branch has its own senders, chosen among the members joined
-   at the fork point.
+   ``_Room`` for the bookkeeping that guarantees it; the tests check every event with
+   :func:`eventgraph.state.authz.check_auth`).
+4. The generator needs no state resolution to know the state after a merge: only the first
+   branch of a fork changes state, the others only send messages (each message branch has its
+   own sender, joined at the fork point), and the first branch keeps to changes that every
+   state resolution algorithm resolves to that branch's own state. So the state after a merge
+   is the state of the first branch, and the tests check it with
+   :func:`eventgraph.state.resolution.resolve_state`. Concretely, inside a fork: no power-level
+   changes (v2 replays power events first, so a demotion would undo an earlier topic); no kick
+   or ban of a member who already sent a state event on the branch (same reason); and in room
+   version 1 (state resolution v1, which stops at the first member event failing against the
+   partly resolved state) only display names, topics and names.
 5. Deterministic: the output depends only on the :class:`SynthConfig` (no set or dict iteration
    order, no clock); one :class:`random.Random` seeded with ``seed`` drives every choice.
 6. Streaming: events are yielded in topological order (every event after its ``prev_events``
@@ -268,6 +275,8 @@ class RoomShape:
 
 #: The share of :meth:`_Room.state_change` kinds that are display names, topics and names.
 _SIMPLE_KINDS = 0.42
+#: The share of :meth:`_Room.state_change` kinds that are not power-level changes.
+_NO_POWER_KINDS = 0.90
 
 #: ``(event_id, edge as it appears in a PDU, depth)``: an event other events may point at.
 _Ref = tuple[str, JsonValue, int]
@@ -316,9 +325,15 @@ class _Pool:
 
 
 class _Fork:
-    """A fork in progress: branch 0 may change state; the others send messages (rule 4)."""
+    """A fork in progress: branch 0 may change state; the others send messages (rule 4).
 
-    __slots__ = ("msg_auth", "msg_senders", "remaining", "tips")
+    ``state_senders`` are the senders of branch 0's state events so far. State resolution v2
+    replays the kicks and bans of a branch (power events) before its other state events, so a
+    topic, name or invite whose sender the same branch later kicks or bans would not survive
+    the merge. Such senders are therefore not kicked or banned until the fork is merged.
+    """
+
+    __slots__ = ("msg_auth", "msg_senders", "remaining", "state_senders", "tips")
 
     def __init__(
         self, tips: list[_Ref], remaining: list[int], msg_senders: list[str], msg_auth: list[Any]
@@ -327,6 +342,7 @@ class _Fork:
         self.remaining = remaining
         self.msg_senders = msg_senders
         self.msg_auth = msg_auth
+        self.state_senders: set[str] = set()
 
 
 class _Room:
@@ -540,7 +556,8 @@ class _Room:
         if not simple and new_members > 0 and rng.random() * time_left < new_members:
             return self.newcomer()
         if rng.random() < self.config.state_rate:
-            draft = self.state_change(_SIMPLE_KINDS if simple else 1.0)
+            kinds = (_SIMPLE_KINDS if simple else _NO_POWER_KINDS) if in_fork else 1.0
+            draft = self.state_change(kinds)
             if draft is not None:
                 return draft
         return self.message(self.pick_joined())
@@ -612,6 +629,8 @@ class _Room:
             if not self.ordinary:
                 return None
             user = self.ordinary.pick(rng)
+            if self.fork is not None and user in self.fork.state_senders:
+                return None
             self.ordinary.remove(user)
             self.left.add(user)
             return ("m.room.member", user, self.pick_privileged(), {"membership": "leave"})
@@ -620,6 +639,8 @@ class _Room:
             if not pool:
                 return None
             user = pool.pick(rng)
+            if self.fork is not None and user in self.fork.state_senders:
+                return None
             pool.remove(user)
             self.banned.add(user)
             return ("m.room.member", user, self.pick_privileged(), {"membership": "ban"})
@@ -679,6 +700,8 @@ class _Room:
             draft = self.next_draft(in_fork=True)
             event, ref = self.emit(draft, [fork.tips[0]], self.auth_edges(draft, self.state))
             self.apply_state(event, ref)
+            if event.state_key is not None:
+                fork.state_senders.add(event.sender)
         else:
             draft = self.message(fork.msg_senders[branch - 1])
             event, ref = self.emit(draft, [fork.tips[branch]], fork.msg_auth[branch - 1])
