@@ -467,8 +467,16 @@ def _resolve_v2(
 
     # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
     # (v2.1: ∪ the conflicted state subgraph).
+    # The auth difference counts each state set's own events as part of its full auth chain
+    # (``inclusive=True``), as Synapse does, although the spec's wording ("the union of the auth
+    # chains for each event in Sᵢ", each chain excluding its event) reads as exclusive. The two
+    # differ only on unconflicted state events that are auth ancestors of some sets but not all:
+    # the letter would replay them as conflicted. On the real room of three federating Synapse
+    # servers (shared/fixtures/synapse-federated) the inclusive reading reproduces all 2,589
+    # stored states, the exclusive one misses 3 (four-way merges); every ruma fixture and Synapse
+    # vector passes either way. Agreeing with the network's states is what resolution is for.
     full: set[str] = set(conflicted_ids)
-    difference = auth_chain_difference(store, [list(s.values()) for s in sets])
+    difference = auth_chain_difference(store, [list(s.values()) for s in sets], inclusive=True)
     full.update(difference)
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
