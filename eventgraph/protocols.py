@@ -24,6 +24,9 @@ from .events.event import Event
 from .events.room_versions import RoomVersion
 
 __all__ = [
+    "ChainIndexReader",
+    "ChainLink",
+    "ChainPosition",
     "EventFacts",
     "EventReader",
     "EventStore",
@@ -132,6 +135,71 @@ class EventWriter(Protocol):
 @runtime_checkable
 class EventStore(EventReader, GraphReader, Protocol):
     """Everything the read-only algorithms need."""
+
+
+@attrs.frozen(order=True)
+class ChainPosition:
+    """Where a state event sits in the chain cover index of the auth DAG.
+
+    A *chain* is a path of the auth graph: the event at sequence n has the one at n - 1 in its
+    auth chain. Sequences start at 1 and have no holes.
+
+    Attributes:
+        chain_id: the chain (a store-local number).
+        sequence: the event's position on its chain.
+    """
+
+    chain_id: int
+    sequence: int
+
+
+@attrs.frozen(order=True)
+class ChainLink:
+    """An edge of the chain cover index, stored with its origin chain.
+
+    The event at ``origin_sequence`` of the origin chain has the event at
+    ``(target_chain_id, target_sequence)`` in its auth chain; so does every later event of the
+    origin chain, and so is every earlier event of the target chain.
+    """
+
+    origin_sequence: int
+    target_chain_id: int
+    target_sequence: int
+
+
+@runtime_checkable
+class ChainIndexReader(Protocol):
+    """Reads the chain cover index of the auth DAG (optional: the auth-chain algorithms use it
+    when a store offers it and walk ``auth_events`` otherwise).
+
+    The contract, which every store offering it keeps:
+
+    1. Only state events are indexed; an event is indexed exactly when every ``auth_events``
+       entry that is stored in the same room is indexed, and no entry is unknown. (Entries
+       stored in another room are not edges: the auth rules reject them.) So an indexed event's
+       auth chain holds only indexed events, and events wait unindexed while an auth event is
+       missing; a forged cycle is never indexed.
+    2. E is in the auth chain of an indexed F exactly when E and F share a chain and E's
+       sequence is smaller, or a path of links leads from F's chain, starting at a link whose
+       origin sequence is at most F's, to E's chain at a target sequence at least E's.
+    3. The numbering is store-local and depends on insertion order; answers computed from it
+       never do.
+    """
+
+    def get_chain_positions(self, event_ids: Collection[str], /) -> Mapping[str, ChainPosition]:
+        """The positions of the indexed events among ``event_ids`` (others are absent)."""
+        ...
+
+    def get_chain_links(self, chain_ids: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
+        """For each chain, the links leaving it, sorted (chains without links are absent)."""
+        ...
+
+    def get_chain_members(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[str, ...]]:
+        """For each ``chain_id: (low, high)``, the IDs of its events with ``low < sequence <=
+        high``, in sequence order (chains with none are absent)."""
+        ...
 
 
 # -- state groups (the state at events, stored as snapshots and deltas) --------------------------

@@ -7,8 +7,9 @@ Rules of this module:
 2. A write validates the whole batch before changing anything, so a refused batch leaves the
    store exactly as it was (protocols rule 3).
 3. Forward extremities are the *accepted* events (not outlier, rejected or soft-failed) with no
-   accepted child. Backward extremities are the IDs named in ``prev_events`` of non-outlier
-   events and not stored as non-outliers, each with the smallest depth of those children.
+   accepted child in the same room (a ``prev_events`` edge from another room is not a child).
+   Backward extremities are the IDs named in ``prev_events`` of non-outlier events and not
+   stored as non-outliers, each with the smallest depth of those children.
    Both follow from the set of stored events alone, so they never depend on insertion order.
 4. The store never imports an algorithm.
 """
@@ -205,6 +206,9 @@ class MemoryStore:
         # A non-outlier joins the DAG: edges, then extremities (rule 3).
         room.backward.pop(event_id, None)
         facts = self._facts
+        for child in self._children.get(event_id, ()):
+            # A child in another room listed this event as a backward extremity of its room.
+            self._rooms[facts[child].room_id].backward.pop(event_id, None)
         for prev in event.prev_event_ids:
             self._children.setdefault(prev, set()).add(event_id)
             prev_facts = facts.get(prev)
@@ -215,12 +219,20 @@ class MemoryStore:
         if rejected is None and not soft_failed:
             for prev in event.prev_event_ids:
                 room.forward.discard(prev)
-            if not any(self._is_accepted(c) for c in self._children.get(event_id, ())):
+            children = self._children.get(event_id, ())
+            if not any(self._is_accepted(c, event.room_id) for c in children):
                 room.forward.add(event_id)
 
-    def _is_accepted(self, event_id: str) -> bool:
+    def _is_accepted(self, event_id: str, room_id: str | None = None) -> bool:
+        # With ``room_id``: also of that room (a child in another room does not count: rule 3).
         f = self._facts.get(event_id)
-        return f is not None and not f.outlier and f.rejected is None and not f.soft_failed
+        return (
+            f is not None
+            and not f.outlier
+            and f.rejected is None
+            and not f.soft_failed
+            and (room_id is None or f.room_id == room_id)
+        )
 
     # -- invariants ---------------------------------------------------------------------------
 
@@ -250,8 +262,9 @@ class MemoryStore:
                     bw = backward[event.room_id]
                     bw[prev] = min(bw.get(prev, event.depth), event.depth)
         for event_id in self._events:
+            room_id = self._events[event_id].room_id
             if self._is_accepted(event_id) and not any(
-                self._is_accepted(c) for c in children.get(event_id, ())
+                self._is_accepted(c, room_id) for c in children.get(event_id, ())
             ):
                 forward[self._events[event_id].room_id].add(event_id)
         if children != {k: v for k, v in self._children.items() if v}:
