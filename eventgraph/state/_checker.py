@@ -16,6 +16,13 @@ Rules of this module:
    in the process"). The rules are a pure function of the event and its auth events, so when the
    auth events selected from the state are exactly the event's own, the event passes. Events
    marked rejected are always checked in full.
+5. The auth events are handed to the rules as the mapping the rules build anyway
+   (``authz._check_selected``), skipping :func:`check_auth`'s checks of the list, when what those
+   checks verify holds by construction: each selected event is filed under its own
+   ``(type, state_key)`` and is of the event's room (so no duplicates and nothing unselected),
+   the create event is there (RV 12: the one the room ID names) and the event is not a create
+   event. Otherwise the list goes through :func:`check_auth` whole. :meth:`AuthChecker.
+   allowed_plain` is the path without this shortcut; a property test holds the two equal.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from ..errors import AuthError
 from ..events.auth_selection import auth_types_for_event
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
-from .authz import check_auth, sender_power_level
+from .authz import _DEFAULT_VERIFIER, _check_selected, check_auth, sender_power_level
 
 __all__ = ["AuthChecker"]
 
@@ -80,47 +87,113 @@ class AuthChecker:
         return keys
 
     def auth_events(self, state: Mapping[StateKey, str], ev: Event) -> list[Event]:
-        """The auth events of ``ev`` against ``state`` (rule 2)."""
+        """The auth events of ``ev`` against ``state`` (rule 2), in selection order."""
         events = self.events
         keys = self._auth_keys(ev)
         chosen: dict[StateKey, Event] = {}
-        missing: set[StateKey] = set()
         for key in keys:
             event_id = state.get(key)
             auth = events.get(event_id) if event_id is not None else None
-            if auth is None:
-                missing.add(key)
-            else:
+            if auth is not None:
                 chosen[key] = auth
-        if missing and self._fallback:
-            # Spec: v2 "Iterative auth checks": "If a (event_type, state_key) key that is
-            # required for checking the authorization rules is not present in the state, then
-            # the appropriate state event from the event's auth_events is used if the auth
-            # event is not rejected."
-            rejected = self.rejected
-            for event_id in ev.auth_event_ids:
-                auth = events.get(event_id)
-                if auth is None or event_id in rejected or auth.state_key is None:
-                    continue
-                key = (auth.type, auth.state_key)
-                if key in missing:
-                    missing.discard(key)
-                    chosen[key] = auth
+        if len(chosen) < len(keys) and self._fallback:
+            self._fill_from_own(ev, keys, chosen)
         return [chosen[k] for k in keys if k in chosen]
 
     def allowed(self, state: Mapping[StateKey, str], event_id: str) -> bool:
         """Whether the event passes the authorization rules against ``state``."""
         ev = self.events[event_id]
         self.checks += 1
-        auth = self.auth_events(state, ev)
+        keys = self._auth_keys(ev)
+        # Rule 2 with rule 5's fast path: the selected events keyed by the key they were
+        # selected for, used as they are only when each is filed under its own key.
+        events = self.events
+        chosen: dict[StateKey, Event] = {}
+        room_id = ev.room_id
+        plain = False
+        missing = False
+        for key in keys:
+            auth_id = state.get(key)
+            auth = events.get(auth_id) if auth_id is not None else None
+            if auth is None:
+                missing = True
+            else:
+                chosen[key] = auth
+                if auth.type != key[0] or auth.state_key != key[1] or auth.room_id != room_id:
+                    plain = True  # filed under another key or room: let check_auth judge it
+        if missing and self._fallback:
+            self._fill_from_own(ev, keys, chosen)
+        if plain:
+            return self._allowed_listed(ev, [chosen[k] for k in keys if k in chosen])
+        own = ev.auth_event_ids
+        if len(chosen) == len(own) and event_id not in self.rejected:
+            # Distinct keys, each its event's own: distinct events, so "all of them among its
+            # own auth events" with equal counts is set equality.
+            for auth in chosen.values():
+                if auth.event_id not in own:
+                    break
+            else:
+                self.known += 1  # rule 4: these are its own auth events, which it passed
+                return True
+        create = chosen.get(_CREATE)
+        if (
+            create is None
+            or ev.type == "m.room.create"
+            or (
+                self._rv.room_id_is_create_event_id
+                and (create.event_id != "$" + room_id[1:] or not ev.implied_create_auth)
+            )
+        ):
+            return self._run_check_auth(ev, [chosen[k] for k in keys if k in chosen])
+        try:
+            # Rule 5: what check_auth verifies about the list holds by construction here.
+            _check_selected(self._rv, ev, chosen, create, _DEFAULT_VERIFIER)
+        except AuthError:
+            return False
+        return True
+
+    def _fill_from_own(
+        self, ev: Event, keys: tuple[StateKey, ...], chosen: dict[StateKey, Event]
+    ) -> None:
+        """Fill the keys missing from the state from ``ev``'s own auth events (rule 2).
+
+        Spec: v2 "Iterative auth checks": "If a (event_type, state_key) key that is required
+        for checking the authorization rules is not present in the state, then the appropriate
+        state event from the event's auth_events is used if the auth event is not rejected."
+        """
+        events = self.events
+        rejected = self.rejected
+        missing = {k for k in keys if k not in chosen}
+        for event_id in ev.auth_event_ids:
+            auth = events.get(event_id)
+            if auth is None or event_id in rejected or auth.state_key is None:
+                continue
+            key = (auth.type, auth.state_key)
+            if key in missing:
+                missing.discard(key)
+                chosen[key] = auth
+
+    def _allowed_listed(self, ev: Event, auth: list[Event]) -> bool:
+        """:meth:`allowed` without rule 5's fast path, given the auth events of rule 2."""
         own = ev.auth_event_ids
         if (
             len(auth) == len(own)
-            and event_id not in self.rejected
+            and ev.event_id not in self.rejected
             and {a.event_id for a in auth} == set(own)
         ):
             self.known += 1  # rule 4: these are its own auth events, which it passed
             return True
+        return self._run_check_auth(ev, auth)
+
+    def allowed_plain(self, state: Mapping[StateKey, str], event_id: str) -> bool:
+        """:meth:`allowed` the plain way (rules 2 and 4, then :func:`check_auth` on a list);
+        the reference the fast path is tested against."""
+        ev = self.events[event_id]
+        self.checks += 1
+        return self._allowed_listed(ev, self.auth_events(state, ev))
+
+    def _run_check_auth(self, ev: Event, auth: list[Event]) -> bool:
+        """:func:`check_auth` on the auth events as a list, every list rule checked."""
         try:
             check_auth(self._rv, ev, auth)
         except AuthError:

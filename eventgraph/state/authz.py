@@ -590,7 +590,27 @@ def check_auth(
     ):
         _diagnose(rv, event, auth_events, selected)
         raise AssertionError("unreachable")  # pragma: no cover
+    _check_selected(rv, event, amap, create_event, verifier)
 
+
+def _check_selected(
+    rv: RoomVersion,
+    event: Event,
+    amap: Mapping[tuple[str, str], Event],
+    create_event: Event,
+    verifier: SignatureVerifier,
+) -> None:
+    """The rules after the auth-events list rules, for an already validated list.
+
+    For :func:`check_auth` and for callers that build ``amap`` themselves from a state (state
+    resolution's iterative auth checks), which must guarantee what :func:`check_auth` verifies
+    before calling it: ``event`` is of room version ``rv`` and not a create event; ``amap`` maps
+    each auth event's own ``(type, state_key)`` to it, holds only keys the auth events selection
+    picks for ``event`` (plus, in room version 12, the create event the room ID names, when
+    ``event.implied_create_auth``), only events of ``event``'s room, none rejected; and
+    ``create_event`` is ``amap``'s create event (RV 12: the one the room ID names).
+    """
+    etype = event.type
     create = _create_of(rv, create_event)
     sender = event.sender
 
