@@ -1,8 +1,9 @@
 """Every bundled store, as a pytest fixture, so one test runs against each (verified fakes).
 
-Use it from a test module by importing the fixture::
+Use it from a test module by importing the fixture (``room_store_factory`` for tests of the
+ingest pipeline and state, which need the state-group protocols)::
 
-    from tests.stores import store_factory  # noqa: F401  (a pytest fixture)
+    from tests.stores import StoreFactory, store_factory  # noqa: F401  (a pytest fixture)
 
     def test_something(store_factory: StoreFactory) -> None:
         store = store_factory()
@@ -28,15 +29,28 @@ import attrs
 import pytest
 
 from eventgraph import Event, MemoryStore
+from eventgraph.protocols import RoomStore
 from eventgraph.stores.sqlite import SqliteStore
 from eventgraph.testing.contract import ContractStore, contract_event
+from eventgraph.testing.rooms import room_memory_store
 
-__all__ = ["STORE_KINDS", "Batch", "StoreFactory", "make_store", "random_batches", "store_factory"]
+__all__ = [
+    "STORE_KINDS",
+    "Batch",
+    "RoomStoreFactory",
+    "StoreFactory",
+    "make_room_store",
+    "make_store",
+    "random_batches",
+    "room_store_factory",
+    "store_factory",
+]
 
 #: The store kinds the fixture yields.
 STORE_KINDS = ("memory", "sqlite")
 
 StoreFactory = Callable[[], ContractStore]
+RoomStoreFactory = Callable[[], RoomStore]
 
 
 def make_store(kind: str) -> ContractStore:
@@ -57,6 +71,33 @@ def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
 
     def factory() -> ContractStore:
         store = make_store(kind)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        if isinstance(store, SqliteStore):
+            store.close()
+
+
+def make_room_store(kind: str) -> RoomStore:
+    """A new, empty store with the state-group protocols (what the ingest pipeline needs)."""
+    if kind == "memory":
+        return room_memory_store()
+    if kind == "sqlite":
+        return SqliteStore(":memory:")
+    msg = f"unknown store kind {kind!r}"
+    raise ValueError(msg)
+
+
+@pytest.fixture(scope="session", params=STORE_KINDS)
+def room_store_factory(request: pytest.FixtureRequest) -> Iterator[RoomStoreFactory]:
+    """A factory of new, empty room stores (state groups included) of one kind."""
+    kind: str = request.param
+    made: list[RoomStore] = []
+
+    def factory() -> RoomStore:
+        store = make_room_store(kind)
         made.append(store)
         return store
 
