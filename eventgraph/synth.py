@@ -331,9 +331,13 @@ class _Fork:
     replays the kicks and bans of a branch (power events) before its other state events, so a
     topic, name or invite whose sender the same branch later kicks or bans would not survive
     the merge. Such senders are therefore not kicked or banned until the fork is merged.
+
+    ``staying`` are the message branches' senders: they stay joined until the merge, so that a
+    server which receives branch 0 first does not soft-fail their messages (server-server API
+    "Soft failure").
     """
 
-    __slots__ = ("msg_auth", "msg_senders", "remaining", "state_senders", "tips")
+    __slots__ = ("msg_auth", "msg_senders", "remaining", "state_senders", "staying", "tips")
 
     def __init__(
         self, tips: list[_Ref], remaining: list[int], msg_senders: list[str], msg_auth: list[Any]
@@ -343,6 +347,7 @@ class _Fork:
         self.msg_senders = msg_senders
         self.msg_auth = msg_auth
         self.state_senders: set[str] = set()
+        self.staying = frozenset(msg_senders)
 
 
 class _Room:
@@ -598,6 +603,8 @@ class _Room:
             if not self.ordinary:
                 return None
             user = self.ordinary.pick(rng)
+            if self.fork is not None and user in self.fork.staying:
+                return None
             self.ordinary.remove(user)
             self.left.add(user)
             return ("m.room.member", user, user, {"membership": "leave"})
@@ -629,7 +636,9 @@ class _Room:
             if not self.ordinary:
                 return None
             user = self.ordinary.pick(rng)
-            if self.fork is not None and user in self.fork.state_senders:
+            if self.fork is not None and (
+                user in self.fork.state_senders or user in self.fork.staying
+            ):
                 return None
             self.ordinary.remove(user)
             self.left.add(user)
@@ -639,7 +648,9 @@ class _Room:
             if not pool:
                 return None
             user = pool.pick(rng)
-            if self.fork is not None and user in self.fork.state_senders:
+            if self.fork is not None and (
+                user in self.fork.state_senders or user in self.fork.staying
+            ):
                 return None
             pool.remove(user)
             self.banned.add(user)

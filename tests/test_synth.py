@@ -233,8 +233,9 @@ def test_state_only_branches_and_tiny_budgets(version: str) -> None:
 def test_every_event_passes_check_auth_and_merges_resolve_to_the_changing_branch(
     version: str,
 ) -> None:
-    """The authorization rules allow every event against its auth events (module rule 3), and
-    state resolution of every merge gives the state of the branch that changed it (rule 4)."""
+    """The authorization rules allow every event against its auth events (module rule 3),
+    state resolution of every merge gives the state of the branch that changed it (rule 4), and
+    the senders of the merged branches are still joined after the merge."""
     checked = merges = 0
     for seed, knobs in (
         (1, {}),
@@ -254,6 +255,10 @@ def test_every_event_passes_check_auth_and_merges_resolve_to_the_changing_branch
                 merges += 1
                 prev_states = [after[p] for p in event.prev_event_ids]
                 assert resolve_state(version, prev_states, store) == state
+                # The branches' senders are still joined: no server soft-fails their messages.
+                for prev in event.prev_event_ids:
+                    if by_id[prev].type == "m.room.message":
+                        assert membership(before, by_id[prev].sender) == "join"
             changed = event.state_tuple
             if changed is not None:
                 state[changed] = event.event_id
