@@ -33,7 +33,7 @@ from ..errors import AuthError
 from ..events.auth_selection import auth_types_for_event
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
-from .authz import _DEFAULT_VERIFIER, _check_selected, check_auth, sender_power_level
+from .authz import _DEFAULT_VERIFIER, _check_selected, check_auth, get_power_level
 
 __all__ = ["AuthChecker"]
 
@@ -210,18 +210,24 @@ class AuthChecker:
         Memoised by (sender, power levels event, create event) within one resolution.
         """
         events = self.events
-        auth = [events[a] for a in ev.auth_event_ids if a in events]
-        pl_id = create_id = None
-        for a in auth:
-            if a.state_key == "":
-                if a.type == "m.room.power_levels":
-                    pl_id = a.event_id
-                elif a.type == "m.room.create":
-                    create_id = a.event_id
-        memo = (ev.sender, pl_id, create_id)
+        pl: Event | None = None
+        create: Event | None = None
+        for a in ev.auth_event_ids:
+            auth = events.get(a)
+            if auth is not None and auth.state_key == "":
+                if auth.type == "m.room.power_levels":
+                    pl = auth
+                elif auth.type == "m.room.create":
+                    create = auth
+        # The last of each among the auth events, as sender_power_level picks them.
+        memo = (
+            ev.sender,
+            None if pl is None else pl.event_id,
+            None if create is None else create.event_id,
+        )
         power = self._powers.get(memo)
         if power is None:
-            power = self._powers[memo] = sender_power_level(self._rv, ev, auth)
+            power = self._powers[memo] = get_power_level(self._rv, ev.sender, create, pl)
         return power
 
     def apply(self, state: MutableMapping[StateKey, str], ordered: Iterable[str]) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import NoReturn
 
 import attrs
 
@@ -163,17 +164,18 @@ def _validated(state_sets: object) -> list[Mapping[StateKey, str]]:
             msg = "each state set must be a mapping of (type, state_key) to an event ID"
             raise InvalidRequestError(msg)
         for key, value in s.items():
-            if (
-                type(key) is not tuple
-                or len(key) != 2
-                or type(key[0]) is not str
-                or type(key[1]) is not str
-                or type(value) is not str
-            ):
-                msg = f"state set entry {key!r} -> {value!r} is not (str, str) -> str"
-                raise InvalidRequestError(msg)
+            if type(value) is not str or type(key) is not tuple or len(key) != 2:
+                _bad_entry(key, value)
+            k0, k1 = key
+            if type(k0) is not str or type(k1) is not str:
+                _bad_entry(key, value)
         sets.append(s)
     return sets
+
+
+def _bad_entry(key: object, value: object) -> NoReturn:
+    msg = f"state set entry {key!r} -> {value!r} is not (str, str) -> str"
+    raise InvalidRequestError(msg)
 
 
 # -- the store, a batch at a time -------------------------------------------------------------
@@ -197,7 +199,7 @@ class _Events:
     def load(self, event_ids: Iterable[str]) -> None:
         """Fetch the events among ``event_ids`` not fetched yet: one batch, with their facts."""
         events, absent = self.events, self._absent
-        want = sorted({i for i in event_ids if i not in events and i not in absent})
+        want = [i for i in set(event_ids) if i not in events and i not in absent]
         if not want:
             return
         got = self.store.get_events(want)
@@ -250,6 +252,15 @@ def _partition_v2(
 
     Complexity: O(total number of entries).
     """
+    if len(sets) == 2:
+        # The entries not equal in both, from the symmetric difference of the items views
+        # (the usual case: two large sets that differ in a few entries).
+        first, second = sets
+        differing = {key for key, _ in first.items() ^ second.items()}
+        unconflicted = dict(first)
+        for key in differing:
+            unconflicted.pop(key, None)
+        return unconflicted, {key: frozenset(s[key] for s in sets if key in s) for key in differing}
     # The entries present, equal, in every set — set operations on the items views.
     common = sets[0].items() & sets[1].items()
     for s in sets[2:]:
