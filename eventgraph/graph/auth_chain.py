@@ -20,9 +20,10 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Protocol
 
-from ..protocols import EventFacts, EventReader
+from ..protocols import ChainIndexReader, ChainLink, ChainPosition, EventFacts, EventReader
 
 __all__ = [
     "auth_chain_difference",
@@ -68,6 +69,8 @@ def auth_chain_ids(
         >>> sorted(auth_chain_ids(store, ["$join", "$unknown"], include_given=True))
         ['$create', '$join']
     """
+    if isinstance(store, ChainIndexReader):
+        return _indexed_auth_chain_ids(store, event_ids, include_given=include_given)
     return bfs_auth_chain_ids(store, event_ids, include_given=include_given)
 
 
@@ -113,6 +116,8 @@ def auth_chain_difference(
         >>> sorted(auth_chain_difference(store, [["$pl1"], ["$topic"]]))
         ['$pl1', '$pl2']
     """
+    if isinstance(store, ChainIndexReader):
+        return _indexed_auth_chain_difference(store, state_sets, inclusive=inclusive)
     return bfs_auth_chain_difference(store, state_sets, inclusive=inclusive)
 
 
@@ -153,6 +158,8 @@ def conflicted_subgraph(
         >>> sorted(conflicted_subgraph(store, ["$a", "$c"]))
         ['$a', '$b', '$c']
     """
+    if isinstance(store, ChainIndexReader):
+        return _indexed_conflicted_subgraph(store, conflicted_event_ids)
     return bfs_conflicted_subgraph(store, conflicted_event_ids)
 
 
@@ -242,3 +249,235 @@ def bfs_conflicted_subgraph(
                     nxt.append(child)
         frontier = nxt
     return frozenset(keep)
+
+
+# -- the chain cover index ------------------------------------------------------------------------
+#
+# Reads follow the contract of ChainIndexReader: E is in the auth chain of an indexed F iff they
+# share a chain and seq(E) < seq(F), or links lead from F's chain (origin <= seq F) to E's chain
+# (target >= seq E). Unindexed events (waiting for an auth event, or above a forged cycle) are
+# only ever *above* indexed ones, so a query first walks them breadth-first and hands the indexed
+# events it reaches to the index.
+
+
+class _IndexStore(EventReader, ChainIndexReader, Protocol):
+    """What the indexed paths need: facts and the index."""
+
+
+class _Reach:
+    """One walk over the links: per chain, how high it stands and how high it has reached.
+
+    ``stand[c]`` is the highest sequence of chain c whose links may be followed; ``reach[c]``
+    the highest sequence in the answer (for a given event ``stand`` is its sequence and
+    ``reach`` one less: an event is not in its own auth chain).
+    """
+
+    def __init__(self) -> None:
+        self.stand: dict[int, int] = {}
+        self.reach: dict[int, int] = {}
+        self.dirty: set[int] = set()
+
+    def start(self, pos: ChainPosition, *, inclusive: bool) -> None:
+        c, s = pos.chain_id, pos.sequence
+        r = s if inclusive else s - 1
+        if r > self.reach.get(c, 0):
+            self.reach[c] = r
+        if s > self.stand.get(c, 0):
+            self.stand[c] = s
+            self.dirty.add(c)
+
+
+def _materialize(
+    store: ChainIndexReader, walks: Sequence[_Reach], links: dict[int, tuple[ChainLink, ...]]
+) -> None:
+    """Follow links until every walk is closed: one round trip per level of new chains.
+
+    ``links`` is a cache shared between calls. Values only grow and are bounded, so this ends
+    even if the links had a cycle.
+    """
+    while any(w.dirty for w in walks):
+        need = sorted({c for w in walks for c in w.dirty if c not in links})
+        if need:
+            got = store.get_chain_links(need)
+            for c in need:
+                links[c] = got.get(c, ())
+        for w in walks:
+            batch = sorted(w.dirty)
+            w.dirty = set()
+            for c in batch:
+                stand = w.stand[c]
+                for link in links[c]:
+                    if link.origin_sequence > stand:
+                        continue
+                    tc, ts = link.target_chain_id, link.target_sequence
+                    if ts > w.reach.get(tc, 0):
+                        w.reach[tc] = ts
+                    if ts > w.stand.get(tc, 0):
+                        w.stand[tc] = ts
+                        w.dirty.add(tc)
+
+
+def _members(store: ChainIndexReader, ranges: Mapping[int, tuple[int, int]]) -> set[str]:
+    wanted = {c: r for c, r in sorted(ranges.items()) if r[1] > r[0]}
+    if not wanted:
+        return set()
+    out: set[str] = set()
+    for ids in store.get_chain_members(wanted).values():
+        out.update(ids)
+    return out
+
+
+def _split(
+    store: _IndexStore, event_ids: Iterable[str], *, inclusive: bool, walk: _Reach
+) -> tuple[set[str], dict[str, EventFacts]]:
+    """Start ``walk`` from the indexed events among ``event_ids`` and walk the unindexed ones.
+
+    Returns the unindexed events in the answer and the facts of the unindexed given events.
+    Unindexed events reached by an edge are in the answer; indexed ones reached by an edge
+    start the walk inclusively. One or two round trips per level of unindexed events.
+    """
+    ids = sorted(set(event_ids))
+    positions = store.get_chain_positions(ids)
+    for i in ids:
+        pos = positions.get(i)
+        if pos is not None:
+            walk.start(pos, inclusive=inclusive)
+    rest = [i for i in ids if i not in positions]
+    given = dict(store.get_facts(rest)) if rest else {}
+    unindexed: set[str] = set()
+    if inclusive:
+        unindexed.update(given)
+    visited: set[str] = set()
+    frontier: set[tuple[str, str]] = {
+        (f.room_id, a) for f in given.values() for a in f.auth_event_ids
+    }
+    while frontier:
+        need = sorted({i for _, i in frontier})
+        got = store.get_facts(need)
+        found = store.get_chain_positions([i for i in need if i in got])
+        nxt: set[tuple[str, str]] = set()
+        for room_id, i in frontier:
+            f = got.get(i)
+            if f is None or f.room_id != room_id:
+                continue
+            p = found.get(i)
+            if p is not None:
+                walk.start(p, inclusive=True)
+            elif i not in visited:
+                visited.add(i)
+                unindexed.add(i)
+                nxt.update((f.room_id, a) for a in f.auth_event_ids if a not in visited)
+        frontier = nxt
+    return unindexed, given
+
+
+def _indexed_auth_chain_ids(
+    store: _IndexStore, event_ids: Collection[str], *, include_given: bool
+) -> frozenset[str]:
+    walk = _Reach()
+    unindexed, _ = _split(store, event_ids, inclusive=False, walk=walk)
+    _materialize(store, [walk], {})
+    chain = _members(store, {c: (0, r) for c, r in walk.reach.items()})
+    chain |= unindexed
+    if include_given:
+        chain.update(store.get_facts(sorted(set(event_ids))))
+    return frozenset(chain)
+
+
+def _indexed_auth_chain_difference(
+    store: _IndexStore, state_sets: Sequence[Collection[str]], *, inclusive: bool
+) -> frozenset[str]:
+    if len(state_sets) < 2:
+        return frozenset()
+    walks = [_Reach() for _ in state_sets]
+    unindexed = [
+        _split(store, s, inclusive=inclusive, walk=w)[0]
+        for s, w in zip(state_sets, walks, strict=True)
+    ]
+    _materialize(store, walks, {})
+    ranges: dict[int, tuple[int, int]] = {}
+    for c in sorted({c for w in walks for c in w.reach}):
+        values = [w.reach.get(c, 0) for w in walks]
+        ranges[c] = (min(values), max(values))
+    diff = _members(store, ranges)
+    everywhere = set(unindexed[0]).intersection(*unindexed[1:])
+    diff |= set().union(*unindexed) - everywhere
+    return frozenset(diff)
+
+
+def _indexed_conflicted_subgraph(
+    store: _IndexStore, conflicted_event_ids: Collection[str]
+) -> frozenset[str]:
+    ids = sorted(set(conflicted_event_ids))
+    positions = store.get_chain_positions(ids)
+    # Backwards: everything in the (inclusive) auth closure of a conflicted event.
+    back = _Reach()
+    unindexed, _ = _split(store, ids, inclusive=True, walk=back)
+    links: dict[int, tuple[ChainLink, ...]] = {}
+    _materialize(store, [back], links)
+    # Forwards: per chain, the lowest sequence that has a conflicted event in its closure
+    # (inclusive), over the links just read (every path inside the closure uses only them).
+    lowest: dict[int, int] = {}
+    for pos in positions.values():
+        if pos.sequence < lowest.get(pos.chain_id, pos.sequence + 1):
+            lowest[pos.chain_id] = pos.sequence
+    reverse: dict[int, list[tuple[int, ChainLink]]] = {}
+    for c in sorted(links):
+        for link in links[c]:
+            reverse.setdefault(link.target_chain_id, []).append((c, link))
+    dirty = sorted(lowest)
+    while dirty:
+        target_chain = dirty.pop()
+        low = lowest[target_chain]
+        for origin_chain, link in reverse.get(target_chain, ()):
+            if link.target_sequence >= low and link.origin_sequence < lowest.get(
+                origin_chain, link.origin_sequence + 1
+            ):
+                lowest[origin_chain] = link.origin_sequence
+                dirty.append(origin_chain)
+    ranges = {c: (lowest[c] - 1, back.reach[c]) for c in sorted(lowest) if c in back.reach}
+    sub = _members(store, ranges)
+    if unindexed:
+        sub |= _unindexed_part(store, unindexed, ids, lowest)
+    return frozenset(sub)
+
+
+def _unindexed_part(
+    store: _IndexStore,
+    unindexed: set[str],
+    conflicted: Sequence[str],
+    lowest: Mapping[int, int],
+) -> set[str]:
+    """The unindexed events of the subgraph: those reaching a conflicted event, found by
+    walking the unindexed closure backwards (children in memory)."""
+    facts = dict(store.get_facts(sorted(unindexed)))
+    targets = sorted({a for f in facts.values() for a in f.auth_event_ids} - unindexed)
+    target_facts = store.get_facts(targets)
+    target_pos = store.get_chain_positions([t for t in targets if t in target_facts])
+    conflicted_set = set(conflicted)
+    seeds = [i for i in sorted(unindexed) if i in conflicted_set]
+    children: dict[str, list[str]] = {}
+    for i in sorted(facts):
+        f = facts[i]
+        for a in f.auth_event_ids:
+            if a in unindexed:
+                if facts[a].room_id == f.room_id:
+                    children.setdefault(a, []).append(i)
+                continue
+            tf = target_facts.get(a)
+            tp = target_pos.get(a)
+            if tf is None or tp is None or tf.room_id != f.room_id:
+                continue
+            if tp.sequence >= lowest.get(tp.chain_id, tp.sequence + 1):
+                seeds.append(i)  # reaches an indexed event that reaches a conflicted one
+    keep = set(seeds)
+    frontier = list(keep)
+    while frontier:
+        nxt: list[str] = []
+        for i in frontier:
+            for child in children.get(i, ()):
+                if child not in keep:
+                    keep.add(child)
+                    nxt.append(child)
+        frontier = nxt
+    return keep

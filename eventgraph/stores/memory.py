@@ -11,7 +11,9 @@ Rules of this module:
    Backward extremities are the IDs named in ``prev_events`` of non-outlier events and not
    stored as non-outliers, each with the smallest depth of those children.
    Both follow from the set of stored events alone, so they never depend on insertion order.
-4. The store never imports an algorithm.
+4. The store never imports an algorithm. It maintains the chain cover index of the auth DAG
+   (:class:`~eventgraph.protocols.ChainIndexReader`) in its write path with the pure logic of
+   :mod:`eventgraph.chain_cover` (protocol layer), whatever order events arrive in.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from collections.abc import Collection, Iterable, Mapping
 
 import attrs
 
+from ..chain_cover import ChainCoverIndex, IndexedEvent
 from ..errors import StoreError
 from ..events.event import Event
 from ..events.room_versions import RoomVersion
-from ..protocols import EventFacts
+from ..protocols import ChainLink, ChainPosition, EventFacts
 
 __all__ = ["MemoryStore"]
 
@@ -50,6 +53,11 @@ class MemoryStore:
         self._children: dict[str, set[str]] = {}
         self._rooms: dict[str, _RoomData] = {}
         self._next_arrival = 1
+        self._chain_index = ChainCoverIndex(self._room_of)
+
+    def _room_of(self, event_id: str) -> str | None:
+        facts = self._facts.get(event_id)
+        return None if facts is None else facts.room_id
 
     # -- EventReader --------------------------------------------------------------------------
 
@@ -78,6 +86,19 @@ class MemoryStore:
     def room_version_of(self, room_id: str, /) -> RoomVersion | None:
         room = self._rooms.get(room_id)
         return None if room is None else room.version
+
+    # -- ChainIndexReader ---------------------------------------------------------------------
+
+    def get_chain_positions(self, event_ids: Collection[str], /) -> Mapping[str, ChainPosition]:
+        return self._chain_index.positions(event_ids)
+
+    def get_chain_links(self, chain_ids: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
+        return self._chain_index.links(chain_ids)
+
+    def get_chain_members(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[str, ...]]:
+        return self._chain_index.members(ranges)
 
     # -- conveniences for tools ---------------------------------------------------------------
 
@@ -201,6 +222,10 @@ class MemoryStore:
             soft_failed=soft_failed,
             arrival=arrival,
         )
+        if old is None:
+            self._chain_index.add(
+                IndexedEvent(event_id, event.room_id, event.state_tuple, event.auth_event_ids)
+            )
         if outlier:
             return
         # A non-outlier joins the DAG: edges, then extremities (rule 3).
@@ -276,3 +301,4 @@ class MemoryStore:
                 raise StoreError(f"backward extremities of {room_id} disagree with the events")
             if room.event_count != counts[room_id]:
                 raise StoreError(f"the event count of {room_id} disagrees with the events")
+        self._chain_index.check()
