@@ -140,8 +140,9 @@ def random_batches(
     """Seeded ingest batches over two rooms: forks, merges, gaps filled later, outliers
     (some connected later by a re-add), rejected and soft-failed events, and re-adds.
 
-    Events of each room only name events of the same room. Each event is stored exactly once
-    per flag set, except outliers that a later batch connects.
+    A few events name an event of the other room in ``prev_events`` (hostile input: such an edge
+    is not a child for forward extremities). Each event is stored exactly once per flag set,
+    except outliers that a later batch connects.
     """
     rng = random.Random(seed)
     made: dict[str, list[tuple[str, int]]] = {r: [] for r in ROOMS}  # room -> (id, depth)
@@ -160,6 +161,9 @@ def random_batches(
             pool = made[room]
             width = rng.choice((1, 1, 1, 2, 3))
             prevs = rng.sample(pool[-6:], min(width, len(pool[-6:]))) if pool else []
+            other = made[ROOMS[room == ROOMS[0]]]
+            if other and rng.random() < 0.04:
+                prevs.append(other[-1])  # a hostile edge into the other room
             depth = 1 + max((d for _, d in prevs), default=0)
             event = contract_event(
                 f"{prefix}{n}",

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventgraph import MemoryStore, StoreError
+from eventgraph import Event, MemoryStore, StoreError
+from eventgraph.graph.auth_chain import auth_chain_ids, bfs_auth_chain_ids
 from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
 from eventgraph.room import NoSignatureChecks, ingest
 from eventgraph.stores.sqlite import (
@@ -31,6 +32,7 @@ from eventgraph.stores.sqlite import (
 from eventgraph.synth import SynthConfig
 from eventgraph.testing.contract import StoreContract, contract_event
 from eventgraph.testing.rooms import room_memory_store
+from eventgraph.testing.strategies import make_event
 from tests.sqlite_crash_writer import crash_batches
 from tests.stores import ROOMS, Batch, random_batches
 
@@ -444,6 +446,10 @@ def _downgrade_to_v1(path: Path) -> None:
         "event_state_groups",
         "state_resolutions",
         "parked_events",
+        "chain_positions",
+        "chain_links",
+        "chain_waiting",
+        "chain_generation",
     ):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version=1")
@@ -454,7 +460,7 @@ def _downgrade_to_v1(path: Path) -> None:
 def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
     """A schema-1 database with events is upgraded on open: events kept, state tables made,
     invariants hold, and state writes work."""
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     batches = random_batches(4)
     ids = _all_ids(batches)
     path = tmp_path / "old.db"
@@ -531,3 +537,101 @@ def test_a_bad_state_write_changes_nothing(bad: str) -> None:
             )
         assert (_answers(store, ids), _state_answers(store, ids)) == before
         store.check_invariants()
+
+
+# -- the chain cover index ------------------------------------------------------------------
+
+
+def _auth_dag_batches(seed: int, *, n: int = 120, batches: int = 6) -> list[list[Event]]:
+    """State events with auth edges (chains of one key, fan-in from several keys), a few
+    pointing at events of another room or never stored, delivered in shuffled batches."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for i in range(n):
+        room = ROOMS[rng.random() < 0.15]
+        earlier = [e for e in events if e.room_id == room][-12:]
+        auth = sorted({e.event_id for e in rng.sample(earlier, min(len(earlier), 3))})
+        if events and rng.random() < 0.05:
+            auth.append(rng.choice(events).event_id)  # maybe another room's event
+        if rng.random() < 0.03:
+            auth.append(f"$never{i}")  # never stored: the event waits forever
+        events.append(
+            make_event(
+                f"$s{i}",
+                room_id=room,
+                auth=tuple(dict.fromkeys(auth)),
+                state_key=f"k{rng.randrange(4)}",
+                type=rng.choice(("m.a", "m.b")),
+                depth=i + 1,
+            )
+        )
+    order = list(events)
+    rng.shuffle(order)  # auth events often arrive after the events naming them
+    size = -(-len(order) // batches)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _chain_answers(store: Any, ids: Sequence[str]) -> tuple[object, ...]:
+    positions = store.get_chain_positions(ids)
+    chains = sorted({p.chain_id for p in positions.values()})
+    return (
+        dict(positions),
+        dict(store.get_chain_links(chains)),
+        dict(store.get_chain_members(dict.fromkeys(chains, (0, 10**6)))),
+        dict(store.get_chain_members(dict.fromkeys(chains, (1, 2)))),
+        {i: auth_chain_ids(store, [i]) for i in ids},
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chain_index_matches_memory_store(seed: int) -> None:
+    """Batch by batch, SqliteStore's chain cover index has MemoryStore's positions, links and
+    members (one pure logic feeds both), and auth chains through it equal the BFS ones."""
+    batches = _auth_dag_batches(seed)
+    ids = sorted(e.event_id for b in batches for e in b)
+    memory = MemoryStore()
+    with SqliteStore(":memory:") as sqlite:
+        for batch in batches:
+            memory.add_events(batch)
+            sqlite.add_events(batch)
+            sqlite.check_invariants()
+            assert _chain_answers(sqlite, ids) == _chain_answers(memory, ids)
+        for i in ids:
+            assert auth_chain_ids(sqlite, [i]) == bfs_auth_chain_ids(sqlite, [i])
+        assert sqlite.get_chain_positions(ids), "nothing was indexed"
+
+
+def test_chain_index_follows_another_connections_writes(tmp_path: Path) -> None:
+    """Two store objects take turns writing one file: each rebuilds its cached index when the
+    other has written, so the tables match a single writer's."""
+    batches = _auth_dag_batches(9, batches=8)
+    ids = sorted(e.event_id for b in batches for e in b)
+    path = tmp_path / "two.db"
+    memory = MemoryStore()
+    with SqliteStore(path) as one, SqliteStore(path) as two:
+        for n, batch in enumerate(batches):
+            (one if n % 2 else two).add_events(batch)
+            memory.add_events(batch)
+        one.check_invariants()
+        assert _chain_answers(one, ids) == _chain_answers(memory, ids)
+        assert _chain_answers(two, ids) == _chain_answers(memory, ids)
+
+
+def test_opening_a_version_2_database_builds_the_chain_index(tmp_path: Path) -> None:
+    """Migration 2 -> 3 indexes the events already stored, as writing them would have."""
+    batches = _auth_dag_batches(4)
+    ids = sorted(e.event_id for b in batches for e in b)
+    path = tmp_path / "v2.db"
+    with SqliteStore(path) as store:
+        for batch in batches:
+            store.add_events(batch)
+        before = _chain_answers(store, ids)
+    conn = sqlite3.connect(path)
+    for table in ("chain_positions", "chain_links", "chain_waiting", "chain_generation"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert _chain_answers(store, ids) == before

@@ -18,7 +18,8 @@ Rules of this module:
    :meth:`~eventgraph.Event.from_trusted_pdu` (their IDs were validated when they were stored).
    The graph facts the walks need live in columns beside them, so a walk never parses a PDU.
 5. Derived tables (children edges, forward and backward extremities, per-room counts) follow
-   from the stored events alone, by the definitions of :mod:`eventgraph.stores.memory` rule 3;
+   from the stored events alone, by the definitions of :mod:`eventgraph.stores.memory` rule 3
+   (a ``prev_events`` edge from another room is not a child for forward extremities);
    :meth:`SqliteStore.check_invariants` recomputes them and compares.
 6. Orders that the protocols define (sorted children, sorted extremities) are produced in Python;
    SQL only selects rows. The store never imports an algorithm.
@@ -55,8 +56,8 @@ from typing import Any, Final
 from ..errors import StoreError
 from ..events.event import Event
 from ..events.room_versions import RoomVersion, room_version
-from ..protocols import EventFacts, EventStateGroups, StateWrite
-from . import _sqlite_state
+from ..protocols import ChainLink, ChainPosition, EventFacts, EventStateGroups, StateWrite
+from . import _sqlite_chain, _sqlite_state
 from .memory_state import StateGroupStats
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -132,7 +133,19 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     _run_ddl(conn, _sqlite_state.MIGRATION_SQL)
 
 
-_MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2)
+def _chunk_size(conn: sqlite3.Connection) -> int:
+    """How many IDs one statement binds: SQLite's variable limit (at most 32 766)."""
+    return max(1, min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766))
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3: the chain cover index (see :mod:`eventgraph.stores._sqlite_chain`), built for
+    the events already stored."""
+    _run_ddl(conn, _sqlite_chain.MIGRATION_SQL)
+    _sqlite_chain.populate(conn, _chunk_size(conn))
+
+
+_MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3)
 
 #: The schema version this code writes.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -228,13 +241,14 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA cache_size=-65536")
-            self._chunk = max(1, min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766))
+            self._chunk = _chunk_size(conn)
             self._upgrade(conn)
         except BaseException:
             conn.close()
             self._conn = None
             raise
         self._versions: dict[str, RoomVersion] = {}
+        self._chain = _sqlite_chain.ChainCache()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -357,6 +371,7 @@ class SqliteStore:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as err:
+                self._chain.invalidate()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(err, sqlite3.Error):
@@ -493,6 +508,37 @@ class SqliteStore:
                 "SELECT room_version FROM rooms WHERE room_id = ?", (room_id,)
             ).fetchone()
         return None if row is None else self._version(row[0])
+
+    # -- ChainIndexReader ---------------------------------------------------------------------
+
+    def get_chain_positions(self, event_ids: Collection[str], /) -> Mapping[str, ChainPosition]:
+        """The chain cover positions of the indexed events among ``event_ids``.
+
+        Complexity: one statement per chunk of IDs.
+        """
+        ids = _string_ids(event_ids)
+        if not ids:
+            return {}
+        with self._read() as conn:
+            return _sqlite_chain.positions(conn, ids, self._chunk)
+
+    def get_chain_links(self, chain_ids: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
+        """For each chain, the links leaving it, sorted. One statement per chunk of chains."""
+        chains = list(dict.fromkeys(c for c in chain_ids if type(c) is int))
+        if not chains:
+            return {}
+        with self._read() as conn:
+            return _sqlite_chain.links(conn, chains, self._chunk)
+
+    def get_chain_members(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[str, ...]]:
+        """For each ``chain_id: (low, high)``, its events with ``low < sequence <= high``, in
+        sequence order. One statement per chunk of ranges, O(answer) rows."""
+        if not ranges:
+            return {}
+        with self._read() as conn:
+            return _sqlite_chain.members(conn, ranges, self._chunk)
 
     # -- conveniences for tools ---------------------------------------------------------------
 
@@ -653,6 +699,15 @@ class SqliteStore:
             "UPDATE events SET outlier = 0, rejected = ?, soft_failed = ? WHERE event_id = ?",
             [(rejected_map.get(e.event_id), e.event_id in soft_set, e.event_id) for e in connect],
         )
+        if new:
+            self._chain.update(
+                conn,
+                [
+                    (nid_of[e.event_id], e.event_id, e.room_id, e.state_tuple, e.auth_event_ids)
+                    for e in new
+                ],
+                self._chunk,
+            )
         counts: dict[int, int] = {}
         for e in new:
             nid = rooms[e.room_id]
@@ -706,25 +761,26 @@ class SqliteStore:
             "ON CONFLICT (event_id, room_nid) DO UPDATE SET depth = min(depth, excluded.depth)",
             [(p, nid, d) for (p, nid), d in missing.items()],
         )
-        # Forward: an accepted joining event retires its prevs, and is an extremity itself
-        # unless an accepted child is already stored.
+        # Forward: an accepted joining event retires its prevs of its own room (an edge from
+        # another room is not a child), and is an extremity itself unless an accepted child of
+        # its room is already stored.
         accepted = [
             e for e in joining if e.event_id not in rejected_map and e.event_id not in soft_set
         ]
         if not accepted:
             return
-        retired = _string_ids(p for e in accepted for p in e.prev_event_ids)
-        for chunk in _chunks(retired, self._chunk):
-            conn.execute(
-                f"DELETE FROM forward_extremities WHERE event_id IN ({_placeholders(len(chunk))})",
-                chunk,
-            )
+        conn.executemany(
+            "DELETE FROM forward_extremities WHERE event_id = ? AND room_nid = ?",
+            list(dict.fromkeys((p, rooms[e.room_id]) for e in accepted for p in e.prev_event_ids)),
+        )
         with_children = {
             row[0]
             for row in self._select_in(
                 conn,
                 "SELECT DISTINCT p.prev_id FROM prev_edges p "
-                "JOIN events e ON e.arrival = p.event_nid WHERE p.prev_id IN ({ids}) "
+                "JOIN events e ON e.arrival = p.event_nid "
+                "JOIN events parent ON parent.event_id = p.prev_id "
+                "WHERE p.prev_id IN ({ids}) AND e.room_nid = parent.room_nid "
                 "AND e.outlier = 0 AND e.rejected IS NULL AND e.soft_failed = 0",
                 [e.event_id for e in accepted],
             )
@@ -910,6 +966,7 @@ class SqliteStore:
         with self._read() as conn:
             _check(conn, self._version)
             _sqlite_state.check(conn, self._chunk)
+            _sqlite_chain.check(conn, self._chunk)
 
 
 def _validate_batch(
@@ -1022,14 +1079,14 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
         if got != want:
             raise fail(f"the {table} table disagrees with the events")
     # Extremities, recomputed from their definitions.
-    accepted_parents: set[str] = set()
+    accepted_parents: set[tuple[str, int]] = set()  # (parent, room of an accepted child)
     backward: dict[tuple[str, int], int] = {}
     for nid, room_nid, depth, outlier, accepted in by_id.values():
         if outlier:
             continue
         for prev in prev_of[nid]:
             if accepted:
-                accepted_parents.add(prev)
+                accepted_parents.add((prev, room_nid))
             known = by_id.get(prev)
             if known is None or known[3]:
                 key = (prev, room_nid)
@@ -1037,7 +1094,7 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
     forward = {
         (event_id, room_nid)
         for event_id, (_, room_nid, _, _, accepted) in by_id.items()
-        if accepted and event_id not in accepted_parents
+        if accepted and (event_id, room_nid) not in accepted_parents
     }
     if set(conn.execute("SELECT event_id, room_nid FROM forward_extremities")) != forward:
         raise fail("the forward extremities disagree with the events")
