@@ -5,8 +5,8 @@ Rules of this module:
 1. It answers the same batch questions as :class:`~eventgraph.MemoryStore`, with the same
    results (the store contract of :mod:`eventgraph.testing.contract` holds both to it). Every
    batch call is a fixed number of SQL statements per chunk of IDs (a chunk is as many IDs as
-   SQLite binds in one statement, 32 766 or more on current SQLite): never one statement per
-   event.
+   SQLite binds in one statement: its variable limit, capped at 32 766): never one statement
+   per event.
 2. A write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction. The batch is validated before
    anything is written; any error (a refused batch, a SQLite error, an interrupt) rolls the
    transaction back, so the database is exactly as before the call. The journal is a write-ahead
@@ -32,11 +32,13 @@ Schema (version 1)::
     events(arrival PK, event_id UNIQUE, room_nid, depth, is_state, outlier, rejected,
            soft_failed, prev_ids JSON, auth_ids JSON, pdu BLOB)   index (room_nid, depth)
     prev_edges(prev_id, event_nid) PK both        -- children: who lists prev_id
-    auth_edges(auth_id, event_nid) PK both        -- who lists auth_id
+    auth_edges(auth_id, event_nid) PK both        -- who lists auth_id (no protocol reads it
+                                                  -- yet; kept for reverse auth lookups)
     forward_extremities(event_id PK, room_nid)    index (room_nid)
     backward_extremities(event_id, room_nid, depth) PK (event_id, room_nid), index (room_nid)
 
-Schema version 2 adds the state groups (:mod:`eventgraph.stores._sqlite_state`).
+Schema version 2 adds the state groups (:mod:`eventgraph.stores._sqlite_state`), version 3 the
+chain cover index (:mod:`eventgraph.stores._sqlite_chain`).
 
 The forward direction of an edge (an event's ``prev_events`` and ``auth_events`` in PDU order)
 is the JSON column of the event's row, read with its other facts in the same statement; the edge
