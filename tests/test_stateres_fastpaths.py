@@ -8,6 +8,8 @@
 - Two state sets are partitioned by the symmetric difference of their items views, and only
   the entries of later sets not equal to the first set's are type-checked: compared with the
   definitions, and bad entries anywhere still refused.
+- The sender power of the reverse topological power ordering, memoised by (sender, power
+  levels, create), against ``sender_power_level``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from eventgraph import InvalidRequestError, StateKey
 from eventgraph.state._checker import AuthChecker
+from eventgraph.state.authz import sender_power_level
 from eventgraph.state.resolution import _partition_v2, _validated
 
 from .stateres_support import RoomStates
@@ -120,3 +123,15 @@ def test_entries_equal_to_the_first_sets_are_taken_as_those() -> None:
     assert unconflicted == {("m.room.create", ""): "$c"}
     assert type(unconflicted[("m.room.create", "")]) is str
     assert conflicted == {("m.room.topic", ""): frozenset({"$t", "$u"})}
+
+
+@given(room=rooms)
+def test_memoised_sender_power_equals_sender_power_level(room: RoomStates) -> None:
+    """``AuthChecker.sender_power`` (memoised by sender and auth events, no list per event)
+    equals ``sender_power_level`` over the event's loaded auth events, for every event."""
+    events = room.store.get_events(sorted(room.events))
+    checker = AuthChecker(room.rv, events, set())
+    for event_id in sorted(events):
+        ev = events[event_id]
+        auth = [events[a] for a in ev.auth_event_ids if a in events]
+        assert checker.sender_power(ev) == sender_power_level(room.rv, ev, auth), event_id
