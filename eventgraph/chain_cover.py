@@ -94,8 +94,10 @@ class ChainCoverIndex:
 
     def links(self, chain_ids: Collection[int]) -> dict[int, tuple[ChainLink, ...]]:
         """The links leaving each chain, sorted (chains without links are absent)."""
+        # Appended in increasing origin sequence (an event is indexed at its chain's tip), so
+        # insertion order is sorted by origin; ties are sorted when they are made.
         links = self._links
-        return {c: tuple(sorted(links[c])) for c in chain_ids if links.get(c)}
+        return {c: tuple(links[c]) for c in chain_ids if links.get(c)}
 
     def members(self, ranges: Mapping[int, tuple[int, int]]) -> dict[int, tuple[str, ...]]:
         """For each ``chain: (low, high)``, its events with ``low < sequence <= high``."""
@@ -209,6 +211,8 @@ class ChainCoverIndex:
             ):
                 continue
             existing.append(ChainLink(seq, target.chain_id, target.sequence))
+            if len(existing) > 1 and existing[-2].origin_sequence == seq:
+                existing.sort()
 
     # -- reachability -------------------------------------------------------------------------
 

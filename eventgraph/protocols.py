@@ -191,7 +191,8 @@ class ChainIndexReader(Protocol):
         ...
 
     def get_chain_links(self, chain_ids: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
-        """For each chain, the links leaving it, sorted (chains without links are absent)."""
+        """For each chain, the links leaving it, sorted by origin sequence (chains without
+        links are absent)."""
         ...
 
     def get_chain_members(

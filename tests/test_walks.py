@@ -415,14 +415,26 @@ def test_a_million_event_chain_walks_fine() -> None:
     store = MemoryStore()
     batch: list[Event] = []
     for i in range(1, n + 1):
-        batch.append(make_event(f"${i}", prev=[f"${i - 1}"] if i > 1 else [], depth=i))
+        pdu = {
+            "type": "m",
+            "room_id": ROOM,
+            "sender": "@u:a",
+            "content": {},
+            "depth": i,
+            "origin_server_ts": 0,
+            "prev_events": [f"${i - 1}"] if i > 1 else [],
+            "auth_events": [],
+        }
+        batch.append(Event.from_trusted_pdu(pdu, "10", event_id=f"${i}"))
         if len(batch) == 100_000:
             store.add_events(batch)
             batch = []
     store.add_events(batch)
-    assert _ids(backfill(store, ROOM, [f"${n}"], 2)) == ["$1000000", "$999999"]
+    top = f"${n}"
+    assert _ids(backfill(store, ROOM, [top], 2)) == [top, f"${n - 1}"]
     assert _ids(backfill(store, ROOM, ["$2"], 100)) == ["$2", "$1"]
-    assert len(backfill(store, ROOM, [f"${n}"], 100)) == 100
-    got = missing_events(store, ROOM, ["$1"], [f"${n}"], limit=10**7, max_limit=10**7)
-    assert len(got) == n - 2
-    assert (got[0].event_id, got[-1].event_id) == ("$2", f"${n - 1}")
+    assert len(backfill(store, ROOM, [top], 100)) == 100
+    got = missing_events(store, ROOM, [f"${n - 11}"], [top], limit=10)
+    assert _ids(got) == [f"${i}" for i in range(n - 10, n)]
+    got = missing_events(store, ROOM, [], ["$12"], limit=10_000, max_limit=10_000)
+    assert _ids(got) == [f"${i}" for i in range(1, 12)]

@@ -1,0 +1,347 @@
+"""Benchmark the walks and the auth chain difference (a script, never a timed test).
+
+Usage: ``python benchmarks/bench_walks.py [--quick]``. Writes raw rows to
+``benchmarks/results/walks.txt`` and prints a markdown table.
+
+Workloads (built with trusted events, so building is fast and nothing depends on the synthetic
+room generator):
+
+* **walks**: a room of N events (10^4, 10^5, 10^6): a linear history with a two-branch fork
+  merged every 50 events; ``backfill(limit=100)`` from the forward extremity and from the
+  middle, ``missing_events(limit=10)`` for a 10-event gap at the top and in the middle.
+  Baseline in the same run: a per-event best-first walk (one store call per event, Synapse's
+  shape), for round trips.
+* **auth difference**: a room of 10^5 members (invite then join each; the power levels
+  replaced every 100 joins), forked into two states that each change the power levels and see
+  50 different members leave. ``auth_chain_difference`` with the chain index vs the BFS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eventgraph import Event, MemoryStore
+from eventgraph.graph import auth_chain, backfill, missing_events
+from eventgraph.protocols import EventReader
+from eventgraph.testing import CountingStore
+
+ROOM = "!bench:a.example"
+V = "10"
+
+
+def _ev(
+    event_id: str,
+    *,
+    prev: list[str],
+    auth: list[str],
+    depth: int,
+    kind: str = "m.room.message",
+    state_key: str | None = None,
+    content: dict[str, object] | None = None,
+) -> Event:
+    pdu: dict[str, object] = {
+        "type": kind,
+        "room_id": ROOM,
+        "sender": "@admin:a.example",
+        "content": content or {},
+        "depth": depth,
+        "origin_server_ts": depth,
+        "prev_events": prev,
+        "auth_events": auth,
+    }
+    if state_key is not None:
+        pdu["state_key"] = state_key
+    return Event.from_trusted_pdu(pdu, V, event_id=event_id)
+
+
+def build_walk_room(n: int) -> tuple[MemoryStore, list[str]]:
+    """A linear history with a fork/merge every 50 events; returns the store and the spine."""
+    store = MemoryStore()
+    batch = [_ev("$c", prev=[], auth=[], depth=1, kind="m.room.create", state_key="")]
+    spine = ["$c"]
+    depth = 1
+    i = 0
+    while len(store) + len(batch) < n:
+        i += 1
+        depth += 1
+        top = spine[-1]
+        if i % 50 == 0:
+            a, b = f"$a{i}", f"$b{i}"
+            batch.append(_ev(a, prev=[top], auth=["$c"], depth=depth))
+            batch.append(_ev(b, prev=[top], auth=["$c"], depth=depth))
+            depth += 1
+            m = f"$m{i}"
+            batch.append(_ev(m, prev=[a, b], auth=["$c"], depth=depth))
+            spine.append(m)
+        else:
+            e = f"$e{i}"
+            batch.append(_ev(e, prev=[top], auth=["$c"], depth=depth))
+            spine.append(e)
+        if len(batch) >= 50_000:
+            store.add_events(batch)
+            batch = []
+    store.add_events(batch)
+    return store, spine
+
+
+def build_member_room(members: int) -> tuple[MemoryStore, list[str], list[str]]:
+    """10^5-member room and two forked state sets (event IDs)."""
+    events: list[Event] = []
+    add = events.append
+    add(_ev("$create", prev=[], auth=[], depth=1, kind="m.room.create", state_key=""))
+    add(
+        _ev(
+            "$admin",
+            prev=["$create"],
+            auth=["$create"],
+            depth=2,
+            kind="m.room.member",
+            state_key="@admin:a.example",
+        )
+    )
+    pl, pl_n = "$pl0", 0
+    add(
+        _ev(
+            pl,
+            prev=["$admin"],
+            auth=["$create", "$admin"],
+            depth=3,
+            kind="m.room.power_levels",
+            state_key="",
+        )
+    )
+    add(
+        _ev(
+            "$jr",
+            prev=[pl],
+            auth=["$create", "$admin", pl],
+            depth=4,
+            kind="m.room.join_rules",
+            state_key="",
+        )
+    )
+    top, depth = "$jr", 4
+    joins: list[str] = []
+    for u in range(members):
+        user = f"@u{u}:a.example"
+        depth += 1
+        inv = f"$inv{u}"
+        add(
+            _ev(
+                inv,
+                prev=[top],
+                auth=["$create", pl, "$admin", "$jr"],
+                depth=depth,
+                kind="m.room.member",
+                state_key=user,
+            )
+        )
+        depth += 1
+        join = f"$join{u}"
+        add(
+            _ev(
+                join,
+                prev=[inv],
+                auth=["$create", pl, "$jr", inv],
+                depth=depth,
+                kind="m.room.member",
+                state_key=user,
+            )
+        )
+        joins.append(join)
+        top = join
+        if u % 100 == 99:
+            depth += 1
+            pl_n += 1
+            new_pl = f"$pl{pl_n}"
+            add(
+                _ev(
+                    new_pl,
+                    prev=[top],
+                    auth=["$create", pl, "$admin"],
+                    depth=depth,
+                    kind="m.room.power_levels",
+                    state_key="",
+                    content={"n": pl_n},
+                )
+            )
+            pl, top = new_pl, new_pl
+    base = ["$create", "$admin", "$jr", *joins]
+    forks: list[list[str]] = []
+    for side in ("a", "b"):
+        d = depth
+        side_pl = f"$pl_{side}"
+        add(
+            _ev(
+                side_pl,
+                prev=[top],
+                auth=["$create", pl, "$admin"],
+                depth=d + 1,
+                kind="m.room.power_levels",
+                state_key="",
+                content={"side": side},
+            )
+        )
+        leaves: dict[str, str] = {}
+        offset = 0 if side == "a" else 50
+        for k in range(50):
+            u = (k + offset) * (members // 100)
+            leave = f"$leave_{side}{u}"
+            add(
+                _ev(
+                    leave,
+                    prev=[side_pl],
+                    auth=["$create", side_pl, f"$join{u}"],
+                    depth=d + 2,
+                    kind="m.room.member",
+                    state_key=f"@u{u}:a.example",
+                    content={"membership": "leave"},
+                )
+            )
+            leaves[f"$join{u}"] = leave
+        forks.append([leaves.get(i, i) for i in base] + [side_pl])
+    store = MemoryStore()
+    store.add_events(events)
+    return store, forks[0], forks[1]
+
+
+def timeit(fn: Callable[[], object], reps: int, warmup: int = 3) -> tuple[float, float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times), statistics.median(times), max(times)
+
+
+def per_event_backfill(store: EventReader, seed: str, limit: int) -> int:
+    """Baseline: best-first with one store call per event taken (round trips only)."""
+    heap = [(-store.get_facts([seed])[seed].depth, seed)]
+    seen = {seed}
+    taken = 0
+    while heap and taken < limit:
+        _, i = heapq.heappop(heap)
+        taken += 1
+        facts = store.get_facts([i])[i]
+        got = store.get_facts(list(facts.prev_event_ids))
+        for p, f in got.items():
+            if p not in seen:
+                seen.add(p)
+                heapq.heappush(heap, (-f.depth, p))
+    return taken
+
+
+def rounds(store: MemoryStore, fn: Callable[[EventReader], object]) -> int:
+    counting = CountingStore(store)
+    fn(counting)
+    return counting.statistics().round_trips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10^4 and 10^5 only, fewer reps")
+    args = parser.parse_args()
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    reps = 50 if args.quick else 300
+    rows: list[str] = []
+    header = (
+        f"# bench_walks  python {platform.python_version()}  {platform.machine()}  "
+        f"{platform.platform()}  reps={reps}"
+    )
+    rows.append(header)
+    rows.append("op\tsize\tmin_ms\tmedian_ms\tmax_ms\tround_trips\tbaseline_round_trips")
+    medians: dict[tuple[str, int], float] = {}
+    for n in sizes:
+        t0 = time.perf_counter()
+        store, spine = build_walk_room(n)
+        print(f"built {len(store)} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        # The middle point is a merge event, so every size walks the same shape.
+        mid_i = next(i for i in range(len(spine) // 2, len(spine)) if spine[i].startswith("$m"))
+        tip, mid = spine[-1], spine[mid_i]
+        cases: list[tuple[str, Callable[[EventReader], object], Callable[[EventReader], object]]]
+        cases = [
+            (
+                "backfill(limit=100) top",
+                lambda s, tip=tip: backfill(s, ROOM, [tip], 100),
+                lambda s, tip=tip: per_event_backfill(s, tip, 100),
+            ),
+            (
+                "backfill(limit=100) middle",
+                lambda s, mid=mid: backfill(s, ROOM, [mid], 100),
+                lambda s, mid=mid: per_event_backfill(s, mid, 100),
+            ),
+            (
+                "missing_events(limit=10) top",
+                lambda s, sp=spine: missing_events(s, ROOM, [sp[-12]], [sp[-1]], 10),
+                lambda s: 0,
+            ),
+            (
+                "missing_events(limit=10) middle",
+                lambda s, sp=spine, m=mid_i: missing_events(s, ROOM, [sp[m - 12]], [sp[m]], 10),
+                lambda s: 0,
+            ),
+        ]
+        for name, fn, baseline in cases:
+            lo, med, hi = timeit(lambda fn=fn, store=store: fn(store), reps)
+            medians[(name, n)] = med
+            rt = rounds(store, fn)
+            brt = rounds(store, baseline)
+            rows.append(
+                f"{name}\t{n}\t{lo * 1e3:.4f}\t{med * 1e3:.4f}\t{hi * 1e3:.4f}\t{rt}\t{brt}"
+            )
+            print(rows[-1], file=sys.stderr)
+        del store
+    for name in sorted({k[0] for k in medians}):
+        ratio = medians[(name, sizes[-1])] / medians[(name, sizes[0])]
+        rows.append(f"ratio {sizes[-1]}/{sizes[0]}\t{name}\t{ratio:.2f}")
+        print(rows[-1], file=sys.stderr)
+
+    members = 100_000
+    t0 = time.perf_counter()
+    store, a, b = build_member_room(members)
+    print(
+        f"built member room ({len(store)} events) in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    indexed = auth_chain.auth_chain_difference(store, [a, b])
+    plain = auth_chain.bfs_auth_chain_difference(store, [a, b])
+    assert indexed == plain, "index and BFS disagree"
+    diff_reps = 5 if args.quick else 10
+    for name, fn in (
+        ("auth_chain_difference index", lambda: auth_chain.auth_chain_difference(store, [a, b])),
+        ("auth_chain_difference bfs", lambda: auth_chain.bfs_auth_chain_difference(store, [a, b])),
+    ):
+        lo, med, hi = timeit(fn, diff_reps, warmup=1)
+        medians[(name, members)] = med
+        counting = CountingStore(store)
+        if "index" in name:
+            auth_chain.auth_chain_difference(counting, [a, b])
+        else:
+            auth_chain.bfs_auth_chain_difference(counting, [a, b])
+        rows.append(
+            f"{name}\t{members}\t{lo * 1e3:.2f}\t{med * 1e3:.2f}\t{hi * 1e3:.2f}\t"
+            f"{counting.statistics().round_trips}\t-"
+        )
+        print(rows[-1], file=sys.stderr)
+    speedup = (
+        medians[("auth_chain_difference bfs", members)]
+        / medians[("auth_chain_difference index", members)]
+    )
+    rows.append(f"speedup index/bfs\tauth_chain_difference\t{speedup:.1f}x\t|diff|={len(indexed)}")
+    print(rows[-1], file=sys.stderr)
+    out = Path(__file__).parent / "results" / "walks.txt"
+    out.write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
