@@ -36,7 +36,7 @@ from eventgraph.state.state_at import (
 )
 from eventgraph.stores.memory import MemoryStore
 from eventgraph.stores.memory_state import MAX_DELTA_HOPS, MemoryStateGroups
-from eventgraph.testing.rooms import RoomBuilder, RoomMemoryStore, room_memory_store
+from eventgraph.testing.rooms import RoomBuilder, room_memory_store
 
 ALICE = "@alice:a.example"
 TRUST = NoSignatureChecks()
@@ -134,7 +134,7 @@ def naive_reference(
 
 def ingest_all(
     pdus: Sequence[object], version: str, **kw: object
-) -> tuple[RoomMemoryStore, IngestReport]:
+) -> tuple[MemoryStore, IngestReport]:
     store = room_memory_store()
     report = Room(store, version, verifier=TRUST).add(pdus, **kw)  # type: ignore[arg-type]
     return store, report

@@ -11,7 +11,9 @@ Rules of this module:
    Backward extremities are the IDs named in ``prev_events`` of non-outlier events and not
    stored as non-outliers, each with the smallest depth of those children.
    Both follow from the set of stored events alone, so they never depend on insertion order.
-4. The store never imports an algorithm. It maintains the chain cover index of the auth DAG
+4. State groups (snapshots and deltas of the state before events, :mod:`.memory_state`) are
+   composed in, written with their events in one atomic call (:meth:`add_events_with_state`).
+5. The store never imports an algorithm. It maintains the chain cover index of the auth DAG
    (:class:`~eventgraph.protocols.ChainIndexReader`) in its write path with the pure logic of
    :mod:`eventgraph.chain_cover` (protocol layer), whatever order events arrive in.
 """
@@ -24,9 +26,16 @@ import attrs
 
 from ..chain_cover import ChainCoverIndex, IndexedEvent
 from ..errors import StoreError
-from ..events.event import Event
+from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
-from ..protocols import ChainLink, ChainPosition, EventFacts
+from ..protocols import (
+    ChainLink,
+    ChainPosition,
+    EventFacts,
+    EventStateGroups,
+    StateWrite,
+)
+from .memory_state import MemoryStateGroups, StateGroupStats
 
 __all__ = ["MemoryStore"]
 
@@ -54,6 +63,7 @@ class MemoryStore:
         self._rooms: dict[str, _RoomData] = {}
         self._next_arrival = 1
         self._chain_index = ChainCoverIndex(self._room_of)
+        self._state_groups = MemoryStateGroups()
 
     def _room_of(self, event_id: str) -> str | None:
         facts = self._facts.get(event_id)
@@ -136,6 +146,15 @@ class MemoryStore:
             StoreError: the batch is inconsistent; the store is unchanged.
         """
         batch = self._validate(events, outliers, rejected or {}, soft_failed)
+        self._write(batch, outliers, rejected, soft_failed)
+
+    def _write(
+        self,
+        batch: list[Event],
+        outliers: Collection[str],
+        rejected: Mapping[str, str] | None,
+        soft_failed: Collection[str],
+    ) -> None:
         outlier_set = frozenset(outliers)
         rejected_map = dict(rejected or {})
         soft_set = frozenset(soft_failed)
@@ -259,6 +278,73 @@ class MemoryStore:
             and (room_id is None or f.room_id == room_id)
         )
 
+    # -- StateGroupReader / StateGroupWriter ----------------------------------------------------
+
+    def get_event_state_groups(
+        self, event_ids: Collection[str], /
+    ) -> Mapping[str, EventStateGroups]:
+        return self._state_groups.get_event_state_groups(event_ids)
+
+    def get_state(
+        self, group_ids: Collection[int], /, keys: Collection[StateKey] | None = None
+    ) -> Mapping[int, Mapping[StateKey, str]]:
+        return self._state_groups.get_state(group_ids, keys)
+
+    def get_resolutions(
+        self, input_sets: Collection[frozenset[int]], /
+    ) -> Mapping[frozenset[int], int]:
+        return self._state_groups.get_resolutions(input_sets)
+
+    def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
+        return self._state_groups.get_parked_children(event_ids)
+
+    def state_group_stats(self) -> StateGroupStats:
+        """Counts of the stored state groups (see :class:`StateGroupStats`)."""
+        return self._state_groups.stats()
+
+    def add_events_with_state(
+        self,
+        events: Iterable[Event],
+        /,
+        *,
+        outliers: Collection[str] = (),
+        rejected: Mapping[str, str] | None = None,
+        soft_failed: Collection[str] = (),
+        state: StateWrite,
+    ) -> Mapping[int, int]:
+        """Store ``events`` and ``state`` atomically (see
+        :class:`eventgraph.protocols.StateGroupWriter`).
+
+        Complexity: O(edges of the batch + entries written); compactions and snapshots copy at
+        most one state (see :mod:`eventgraph.stores.memory_state`).
+
+        Raises:
+            StoreError: the batch or the state write is inconsistent; the store is unchanged.
+        """
+        batch = self._validate(events, outliers, rejected or {}, soft_failed)
+        outlier_set = frozenset(outliers)
+        by_id = {e.event_id: e for e in batch}
+
+        def connected(event_id: str) -> bool:
+            if event_id in by_id:
+                return event_id not in outlier_set or self._stored_connected(event_id)
+            return self._stored_connected(event_id)
+
+        def parkable(event_id: str) -> tuple[str, ...] | None:
+            event = by_id.get(event_id)
+            if event is None or event_id not in outlier_set:
+                return None
+            return event.prev_event_ids
+
+        # Validate and plan everything first; then write, which cannot fail half-way.
+        plan = self._state_groups.prepare(state, connected=connected, parkable=parkable)
+        self._write(batch, outliers, rejected, soft_failed)
+        return self._state_groups.apply(plan, prev_events=lambda i: by_id[i].prev_event_ids)
+
+    def _stored_connected(self, event_id: str) -> bool:
+        facts = self._facts.get(event_id)
+        return facts is not None and not facts.outlier
+
     # -- invariants ---------------------------------------------------------------------------
 
     def check_invariants(self) -> None:
@@ -269,6 +355,7 @@ class MemoryStore:
         Raises:
             StoreError: an index disagrees with the events (a bug in the store).
         """
+        self._state_groups.check_invariants()
         children: dict[str, set[str]] = {}
         forward: dict[str, set[str]] = {r: set() for r in self._rooms}
         backward: dict[str, dict[str, int]] = {r: {} for r in self._rooms}

@@ -15,104 +15,27 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..events.auth_selection import auth_types_for_event
 from ..events.canonical_json import JsonValue
 from ..events.event import Event, StateKey
 from ..events.hashes import content_hash, unpadded_base64
 from ..events.room_versions import RoomVersion, room_version
-from ..protocols import EventStateGroups, RoomStore, StateWrite
+from ..protocols import RoomStore
 from ..state.resolution import resolve_state
 from ..stores.memory import MemoryStore
-from ..stores.memory_state import MemoryStateGroups, StateGroupStats
 
-__all__ = ["RoomBuilder", "RoomMemoryStore", "room_memory_store", "tiny_room", "tiny_room_pdus"]
+__all__ = ["RoomBuilder", "room_memory_store", "tiny_room", "tiny_room_pdus"]
 
 
-def room_memory_store() -> RoomMemoryStore:
-    """An empty in-memory store offering every protocol the ingest pipeline needs.
+def room_memory_store() -> MemoryStore:
+    """A new :class:`~eventgraph.MemoryStore` (it implements the state-group protocols).
 
     >>> len(room_memory_store())
     0
     """
-    return RoomMemoryStore()
-
-
-class RoomMemoryStore(MemoryStore):
-    """``MemoryStore`` composing :class:`MemoryStateGroups` (until ``MemoryStore`` does)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._state_groups = MemoryStateGroups()
-
-    def check_invariants(self) -> None:
-        super().check_invariants()
-        self._state_groups.check_invariants()
-
-    def get_event_state_groups(
-        self, event_ids: Collection[str], /
-    ) -> Mapping[str, EventStateGroups]:
-        return self._state_groups.get_event_state_groups(event_ids)
-
-    def get_state(
-        self, group_ids: Collection[int], /, keys: Collection[StateKey] | None = None
-    ) -> Mapping[int, Mapping[StateKey, str]]:
-        return self._state_groups.get_state(group_ids, keys)
-
-    def get_resolutions(
-        self, input_sets: Collection[frozenset[int]], /
-    ) -> Mapping[frozenset[int], int]:
-        return self._state_groups.get_resolutions(input_sets)
-
-    def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
-        return self._state_groups.get_parked_children(event_ids)
-
-    def state_group_stats(self) -> StateGroupStats:
-        """Counts of the stored state groups (see :class:`StateGroupStats`)."""
-        return self._state_groups.stats()
-
-    def add_events_with_state(
-        self,
-        events: Iterable[Event],
-        /,
-        *,
-        outliers: Collection[str] = (),
-        rejected: Mapping[str, str] | None = None,
-        soft_failed: Collection[str] = (),
-        state: StateWrite,
-    ) -> Mapping[int, int]:
-        """Store ``events`` and ``state`` atomically (see
-        :class:`eventgraph.protocols.StateGroupWriter`).
-
-        Complexity: O(edges of the batch + entries written); compactions and snapshots copy at
-        most one state (see :mod:`eventgraph.stores.memory_state`).
-
-        Raises:
-            StoreError: the batch or the state write is inconsistent; the store is unchanged.
-        """
-        batch = self._validate(events, outliers, rejected or {}, soft_failed)
-        outlier_set = frozenset(outliers)
-        by_id = {e.event_id: e for e in batch}
-
-        def connected(event_id: str) -> bool:
-            if event_id in by_id:
-                return event_id not in outlier_set or self._stored_connected(event_id)
-            return self._stored_connected(event_id)
-
-        def parkable(event_id: str) -> tuple[str, ...] | None:
-            event = by_id.get(event_id)
-            if event is None or event_id not in outlier_set:
-                return None
-            return event.prev_event_ids
-
-        plan = self._state_groups.prepare(state, connected=connected, parkable=parkable)
-        self.add_events(batch, outliers=outliers, rejected=rejected, soft_failed=soft_failed)
-        return self._state_groups.apply(plan, prev_events=lambda i: by_id[i].prev_event_ids)
-
-    def _stored_connected(self, event_id: str) -> bool:
-        facts = self._facts.get(event_id)
-        return facts is not None and not facts.outlier
+    return MemoryStore()
 
 
 class RoomBuilder:
