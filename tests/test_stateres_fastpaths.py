@@ -10,6 +10,9 @@
   definitions, and bad entries anywhere still refused.
 - The sender power of the reverse topological power ordering, memoised by (sender, power
   levels, create), against ``sender_power_level``.
+- The power events with their ancestors in the full conflicted set, found in memory with at
+  most one auth-chain query from the walk's exits, against the definition (auth chains of all
+  power events from the store).
 """
 
 from __future__ import annotations
@@ -18,10 +21,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventgraph import InvalidRequestError, StateKey
+from eventgraph import Event, InvalidRequestError, MemoryStore, StateKey
+from eventgraph.events.canonical_json import JsonValue
+from eventgraph.graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
 from eventgraph.state._checker import AuthChecker
 from eventgraph.state.authz import sender_power_level
-from eventgraph.state.resolution import _partition_v2, _validated
+from eventgraph.state.resolution import (
+    _is_power_event,
+    _partition_v2,
+    _power_events_with_ancestors,
+    _resolve,
+    _Stats,
+    _validated,
+)
+from eventgraph.testing import make_event
 
 from .stateres_support import RoomStates
 from .test_stateres_properties import rooms
@@ -135,3 +148,84 @@ def test_memoised_sender_power_equals_sender_power_level(room: RoomStates) -> No
         ev = events[event_id]
         auth = [events[a] for a in ev.auth_event_ids if a in events]
         assert checker.sender_power(ev) == sender_power_level(room.rv, ev, auth), event_id
+
+
+# -- power events and their ancestors in the full conflicted set --------------------------------
+
+
+@settings(max_examples=200)
+@given(room=rooms, data=st.data())
+def test_power_ancestors_equal_the_auth_chain_definition(
+    room: RoomStates, data: st.DataObject
+) -> None:
+    """The power events with their ancestors in the full conflicted set, found mostly in
+    memory, equal power ∪ (full conflicted set ∩ auth chains of power) from the store."""
+    ids = sorted(room.after)
+    picked = data.draw(st.lists(st.sampled_from(ids), min_size=2, max_size=4))
+    sets = [room.after[i] for i in picked]
+    inclusive = data.draw(st.booleans())  # the argument holds for either reading
+    _, conflicted = _partition_v2(sets)
+    conflicted_ids = sorted({e for v in conflicted.values() for e in v})
+    full = set(conflicted_ids)
+    difference = auth_chain_difference(
+        room.store, [list(s.values()) for s in sets], inclusive=inclusive
+    )
+    full |= difference
+    if room.rv.identifier == "12":
+        full |= conflicted_subgraph(room.store, conflicted_ids)
+    events = room.store.get_events(sorted(full))
+    full_ids = sorted(e for e in full if e in events and events[e].state_key is not None)
+    power = [e for e in full_ids if _is_power_event(events[e])]
+    got = _power_events_with_ancestors(room.store, events, power, full, full_ids, difference)
+    expected = set(power) | (set(full_ids) & auth_chain_ids(room.store, power))
+    assert got == expected
+
+
+def test_power_ancestor_reached_only_through_an_unconflicted_event() -> None:
+    """A conflicted join below a power event only through unconflicted events (the power
+    event's sender joined after an invite by that user) is found through the walk's exits:
+    it is ordered with the power events, as the definition says."""
+    alice, sam, tess = "@alice:x", "@sam:x", "@tess:x"
+
+    def ev(eid: str, etype: str, key: str, sender: str, content: dict[str, JsonValue],
+           auth: tuple[str, ...], prev: str, ts: int) -> Event:  # fmt: skip
+        return make_event(eid, room_id="!r:x", version="10", type=etype, state_key=key,
+                          sender=sender, content=content, auth=auth, prev=(prev,) if prev else (),
+                          depth=ts + 1, origin_server_ts=ts)  # fmt: skip
+
+    pl = {"users": {alice: 100, sam: 100}}
+    store = MemoryStore()
+    store.add_events([
+        ev("$c", "m.room.create", "", alice, {"creator": alice}, (), "", 0),
+        ev("$a", "m.room.member", alice, alice, {"membership": "join"}, ("$c",), "$c", 1),
+        ev("$pl0", "m.room.power_levels", "", alice, pl, ("$c", "$a"), "$a", 2),
+        ev("$jr", "m.room.join_rules", "", alice, {"join_rule": "public"},
+           ("$c", "$pl0", "$a"), "$pl0", 3),
+        ev("$t0", "m.room.member", tess, tess, {"membership": "join"},
+           ("$c", "$pl0", "$jr"), "$jr", 4),
+        ev("$i", "m.room.member", sam, tess, {"membership": "invite"},
+           ("$c", "$pl0", "$t0", "$jr"), "$t0", 5),
+        ev("$y", "m.room.member", sam, sam, {"membership": "join"},
+           ("$c", "$pl0", "$i", "$jr"), "$i", 6),
+        # Branch 1: sam changes the power levels. Branch 2: tess changes her display name.
+        ev("$p", "m.room.power_levels", "", sam, {**pl, "ban": 40}, ("$c", "$pl0", "$y"),
+           "$y", 7),
+        ev("$t1", "m.room.member", tess, tess, {"membership": "join", "displayname": "T"},
+           ("$c", "$pl0", "$t0", "$jr"), "$y", 8),
+    ])  # fmt: skip
+    base = {("m.room.create", ""): "$c", ("m.room.member", alice): "$a",
+            ("m.room.join_rules", ""): "$jr", ("m.room.member", sam): "$y"}  # fmt: skip
+    s1 = {**base, ("m.room.power_levels", ""): "$p", ("m.room.member", tess): "$t0"}
+    s2 = {**base, ("m.room.power_levels", ""): "$pl0", ("m.room.member", tess): "$t1"}
+    difference = auth_chain_difference(store, [list(s1.values()), list(s2.values())],
+                                       inclusive=True)  # fmt: skip
+    assert difference == {"$p", "$t1"}
+    full = {"$p", "$pl0", "$t0", "$t1"}
+    events = store.get_events(sorted(full))
+    got = _power_events_with_ancestors(
+        store, events, ["$p", "$pl0"], full, sorted(full), difference
+    )
+    assert got == {"$p", "$pl0", "$t0"} == {"$p", "$pl0"} | (full & auth_chain_ids(store, ["$p"]))
+    stats = _Stats()
+    _resolve("10", [s1, s2], store, stats)
+    assert stats.power_events == 3

@@ -348,6 +348,58 @@ def _is_power_event(ev: Event) -> bool:
     )
 
 
+def _power_events_with_ancestors(
+    store: EventReader,
+    events: Mapping[str, Event],
+    power: Collection[str],
+    full: Collection[str],
+    full_ids: Collection[str],
+    difference: Collection[str],
+) -> set[str]:
+    """The power events and the events of their auth chains that are in the full conflicted
+    set: ``power`` ∪ (``full_ids`` ∩ auth chains of ``power``).
+
+    Spec: v2 "Reverse topological power ordering" of "the power events ... along with the
+    events in their auth chains that are in the full conflicted set"; step 1 of the algorithm.
+
+    Most of the answer is found in memory, following the (loaded) auth events of the full
+    conflicted set ``full`` from ``power``. A path that leaves the full set at an event Y and
+    comes back to X cannot reach anything else: the start lies in some Cᵢ (a conflicted event
+    is in its own set's Cᵢ, a difference or subgraph event is in, or below, one), the Cᵢ are
+    closed under auth edges, so Y is in some Cᵢ but not in the auth difference, hence in every
+    Cᵢ, and so is X below it — X is not in the difference either. So only events of the full
+    set outside the difference and not reached in memory can be reached that way, and only
+    through the auth events where walks leave the full set; their auth chains are asked of the
+    store only when such candidates exist.
+
+    Complexity: O(auth edges of the full set) in memory, plus at most one auth-chain query
+    (:func:`~eventgraph.graph.auth_chain.auth_chain_ids`) from the exits of the in-memory walk.
+    """
+    if not power:
+        return set()
+    full_set = full if isinstance(full, (set, frozenset)) else set(full)
+    reached = set(power)
+    stack = list(power)
+    exits: set[str] = set()
+    while stack:
+        ev = events.get(stack.pop())
+        if ev is None:
+            continue
+        for a in ev.auth_event_ids:
+            if a not in full_set:
+                exits.add(a)
+            elif a not in reached:
+                reached.add(a)
+                stack.append(a)
+    candidates = [e for e in full_ids if e not in reached and e not in difference]
+    if candidates and exits:
+        below = auth_chain_ids(store, exits)
+        for e in candidates:
+            if e in below:
+                reached.add(e)
+    return reached.intersection(full_ids)
+
+
 def _reverse_topological_power_order(
     event_ids: Collection[str],
     auth_edges: Mapping[str, Sequence[str]],
@@ -533,10 +585,7 @@ def _resolve_v2(
     # Step 1: the power events of the full conflicted set, with the events of their auth chains
     # that are in the full conflicted set, in reverse topological power ordering.
     power = [e for e in full_ids if _is_power_event(events[e])]
-    full_set = set(full_ids)
-    selected = set(power)
-    if power:
-        selected.update(full_set.intersection(auth_chain_ids(store, power)))
+    selected = _power_events_with_ancestors(store, events, power, full, full_ids, difference)
     sort_key = {
         e: (-checker.sender_power(events[e]), events[e].origin_server_ts, e) for e in selected
     }
