@@ -33,7 +33,15 @@ from ..errors import AuthError
 from ..events.auth_selection import auth_types_for_event
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
-from .authz import _DEFAULT_VERIFIER, _check_selected, check_auth, get_power_level
+from .authz import (
+    _DEFAULT_VERIFIER,
+    _check_selected,
+    _create_of,
+    _Levels,
+    _levels_of,
+    _user_level,
+    check_auth,
+)
 
 __all__ = ["AuthChecker"]
 
@@ -48,7 +56,17 @@ class AuthChecker:
         known: how many of those were answered by rule 4 (no need to run the rules).
     """
 
-    __slots__ = ("_fallback", "_keys", "_powers", "_rv", "checks", "events", "known", "rejected")
+    __slots__ = (
+        "_fallback",
+        "_keys",
+        "_levels",
+        "_powers",
+        "_rv",
+        "checks",
+        "events",
+        "known",
+        "rejected",
+    )
 
     def __init__(
         self,
@@ -64,6 +82,7 @@ class AuthChecker:
         self._fallback = fallback_to_own_auth_events
         self._keys: dict[str, tuple[StateKey, ...]] = {}
         self._powers: dict[tuple[str, str | None, str | None], float] = {}
+        self._levels: dict[str, _Levels] = {}
         self.checks = 0
         self.known = 0
 
@@ -147,10 +166,19 @@ class AuthChecker:
             return self._run_check_auth(ev, [chosen[k] for k in keys if k in chosen])
         try:
             # Rule 5: what check_auth verifies about the list holds by construction here.
-            _check_selected(self._rv, ev, chosen, create, _DEFAULT_VERIFIER)
+            _check_selected(self._rv, ev, chosen, create, _DEFAULT_VERIFIER, self._levels_of)
         except AuthError:
             return False
         return True
+
+    def _levels_of(self, rv: RoomVersion, ev: Event) -> _Levels:
+        """Parsed power levels, memoised for this checker's lifetime (one resolution): the
+        bounded process-wide memo of :mod:`~eventgraph.state.authz` would be swept by
+        resolutions with more power-levels events than its bound, parsing each again."""
+        levels = self._levels.get(ev.event_id)
+        if levels is None:
+            levels = self._levels[ev.event_id] = _levels_of(rv, ev)
+        return levels
 
     def _fill_from_own(
         self, ev: Event, keys: tuple[StateKey, ...], chosen: dict[StateKey, Event]
@@ -227,7 +255,13 @@ class AuthChecker:
         )
         power = self._powers.get(memo)
         if power is None:
-            power = self._powers[memo] = get_power_level(self._rv, ev.sender, create, pl)
+            levels = None if pl is None else self._levels_of(self._rv, pl)
+            power = self._powers[memo] = _user_level(
+                self._rv,
+                ev.sender,
+                None if create is None else _create_of(self._rv, create),
+                levels,
+            )
         return power
 
     def apply(self, state: MutableMapping[StateKey, str], ordered: Iterable[str]) -> None:

@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Final, NoReturn, Protocol
 
 import attrs
@@ -599,6 +599,7 @@ def _check_selected(
     amap: Mapping[tuple[str, str], Event],
     create_event: Event,
     verifier: SignatureVerifier,
+    levels_of: Callable[[RoomVersion, Event], _Levels] = _levels_of,
 ) -> None:
     """The rules after the auth-events list rules, for an already validated list.
 
@@ -609,6 +610,8 @@ def _check_selected(
     picks for ``event`` (plus, in room version 12, the create event the room ID names, when
     ``event.implied_create_auth``), only events of ``event``'s room, none rejected; and
     ``create_event`` is ``amap``'s create event (RV 12: the one the room ID names).
+    ``levels_of`` parses power-levels content (a caller may keep its own memo, as long as the
+    answer is ``_levels_of``'s).
     """
     etype = event.type
     create = _create_of(rv, create_event)
@@ -627,7 +630,7 @@ def _check_selected(
         return
 
     pl_event = amap.get(_PL_KEY)
-    levels = _levels_of(rv, pl_event) if pl_event is not None else None
+    levels = levels_of(rv, pl_event) if pl_event is not None else None
 
     if etype == _MEMBER:
         _check_member(rv, event, amap, create, levels, verifier)
@@ -662,7 +665,7 @@ def _check_selected(
 
     # Rule 10 / 9: m.room.power_levels.
     if etype == _PL:
-        _check_power_levels(rv, event, create, levels, sender_level)
+        _check_power_levels(rv, event, create, levels, sender_level, levels_of(rv, event))
         return
 
     # Rule 11 (RV 1–2): redactions by event-ID domain.
@@ -961,8 +964,8 @@ def _check_power_levels(
     create: _Create,
     current: _Levels | None,
     sender_level: Level,
+    new: _Levels,
 ) -> None:
-    new = _levels_of(rv, event)
     # RV 10+ rules 9.1–9.2 come before the users rule; before RV 10 the users rule (10.1) comes
     # first and unreadable other values are our documented addition.
     if rv.integer_power_levels and new.value_problem is not None:
