@@ -251,7 +251,8 @@ def _is_user_id(value: object) -> bool:
         type(value) is str
         and value.startswith("@")
         and ":" in value
-        and len(value.encode("utf-8", "surrogatepass")) <= 255
+        # At most 4 UTF-8 bytes per code point: up to 63 code points always fit in 255 bytes.
+        and (len(value) <= 63 or len(value.encode("utf-8", "surrogatepass")) <= 255)
     )
 
 
@@ -299,7 +300,7 @@ class _Levels:
                 self.users_problem = "'users' is not an object"
             else:
                 for user, value in users.items():
-                    level = _read_level(value, rv)
+                    level = value if type(value) is int else _read_level(value, rv)
                     if level is None:
                         self.users_problem = self.users_problem or f"users[{user!r}] is not a level"
                     elif not _is_user_id(user):
