@@ -1,0 +1,226 @@
+"""The ingest pipeline's fast paths give the plain path's answers (eventgraph.room rule 7).
+
+Every test ingests the same PDUs twice — with ``_Run.fast_paths`` on and off — and compares
+everything a caller can observe: each outcome (status, rule, redaction), the connected events,
+the state before and after every connected event, the stored flags and both kinds of
+extremities.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from eventgraph.events.canonical_json import JsonValue, encode_canonical_json
+from eventgraph.events.event import Event
+from eventgraph.events.hashes import content_hash
+from eventgraph.room import NoSignatureChecks, Room, Status, _Run, _spliced_content_hash
+from eventgraph.state.authz import SignaturePresenceVerifier, SignatureVerifier
+from eventgraph.state.state_at import state_ids_after, state_ids_before
+from eventgraph.stores.memory import MemoryStore
+from eventgraph.synth import generate_room
+from eventgraph.testing.rooms import RoomBuilder, room_memory_store
+
+from .test_state_at import random_room
+
+TRUST = NoSignatureChecks()
+
+
+def _ingest(
+    pdus: Sequence[object],
+    version: str,
+    *,
+    fast: bool,
+    chunk: int,
+    verifier: SignatureVerifier = TRUST,
+    **kw: Any,
+) -> tuple[MemoryStore, list[tuple[object, ...]], list[tuple[object, ...]]]:
+    saved = _Run.fast_paths
+    _Run.fast_paths = fast
+    try:
+        store = room_memory_store()
+        room = Room(store, version, verifier=verifier)
+        outcomes: list[tuple[object, ...]] = []
+        connected: list[tuple[object, ...]] = []
+        for start in range(0, len(pdus), chunk):
+            report = room.add(pdus[start : start + chunk], **kw)
+            outcomes += [(start, *_fields(o)) for o in report.outcomes]
+            connected += [_fields(o) for o in report.connected]
+    finally:
+        _Run.fast_paths = saved
+    return store, outcomes, connected
+
+
+def _fields(o: Any) -> tuple[object, ...]:
+    return (o.index, o.event_id, o.status, o.reason, o.redacted)
+
+
+def _view(store: MemoryStore, ids: Sequence[str]) -> dict[str, object]:
+    facts = store.get_facts(ids)
+    rooms = sorted({f.room_id for f in facts.values()})
+    states = {}
+    for i in ids:
+        f = facts.get(i)
+        if f is not None and not f.outlier:
+            states[i] = (state_ids_before(store, i), state_ids_after(store, i))
+    return {
+        "facts": {i: (f.outlier, f.rejected, f.soft_failed) for i, f in facts.items()},
+        "states": states,
+        "forward": {r: store.forward_extremities(r) for r in rooms},
+        "backward": {r: dict(store.backward_extremities(r)) for r in rooms},
+    }
+
+
+def _ids(outcomes: Sequence[tuple[object, ...]]) -> list[str]:
+    return sorted({o[2] for o in outcomes if isinstance(o[2], str)})
+
+
+def assert_same(pdus: Sequence[object], version: str, *, chunk: int, **kw: Any) -> list[Status]:
+    """Ingest with and without the fast paths; return the statuses (equal in both)."""
+    fast_store, fast_out, fast_conn = _ingest(pdus, version, fast=True, chunk=chunk, **kw)
+    plain_store, plain_out, plain_conn = _ingest(pdus, version, fast=False, chunk=chunk, **kw)
+    assert fast_out == plain_out
+    assert fast_conn == plain_conn
+    ids = _ids(plain_out)
+    assert _view(fast_store, ids) == _view(plain_store, ids)
+    fast_store.check_invariants()
+    return [o[3] for o in plain_out]  # type: ignore[misc]
+
+
+class _Counting:
+    """Counts the auth checks a run makes against state (checks 5 and 6)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        original: Callable[..., str | None] = _Run._check_ids
+
+        def counted(run: _Run, event: Event, ids: Sequence[str]) -> str | None:
+            self.calls += 1
+            return original(run, event, ids)
+
+        monkeypatch.setattr(_Run, "_check_ids", counted)
+
+
+# -- generated rooms ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seed", "version", "chunk"),
+    [(s, v, c) for s in range(3) for v in ("10", "11", "12") for c in (1, 7, 1000)],
+)
+def test_concurrent_state_rooms(seed: int, version: str, chunk: int) -> None:
+    """Rooms with bans against power changes, join-rule flips and topic wars, fed in order in
+    batches of several sizes (soft failures happen: check 6 runs): same answers."""
+    b = random_room(seed, version, n=80)
+    assert_same(b.pdus, version, chunk=chunk)
+
+
+def test_concurrent_state_rooms_exercise_every_outcome() -> None:
+    """The rooms above are worth the comparison: rejections and soft failures happen."""
+    statuses: list[Status] = []
+    for seed in range(3):
+        statuses += assert_same(random_room(seed, "11", n=80).pdus, "11", chunk=1000)
+    assert Status.REJECTED in statuses
+    assert Status.SOFT_FAILED in statuses
+
+
+@pytest.mark.parametrize("version", ["1", "3", "11", "12"])
+def test_synthetic_rooms_with_forks(version: str) -> None:
+    """``eventgraph.synth`` rooms with many forks (check 6 against unresolved extremities):
+    same answers, with fewer auth checks against state on the fast path."""
+    pdus = [e.to_pdu() for e in generate_room(version, events=400, members=30, fork_rate=0.2)]
+    statuses = assert_same(pdus, version, chunk=100)
+    assert set(statuses) == {Status.ACCEPTED}
+
+
+def test_fast_paths_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison is not vacuous: the fast path skips most auth checks against state."""
+    pdus = [e.to_pdu() for e in generate_room("11", events=400, members=30, fork_rate=0.2)]
+    counts = []
+    for fast in (True, False):
+        counting = _Counting(monkeypatch)
+        _ingest(pdus, "11", fast=fast, chunk=100)
+        counts.append(counting.calls)
+        monkeypatch.undo()
+    assert counts[0] * 4 < counts[1]
+
+
+def test_shuffled_batches_with_gaps() -> None:
+    """Out-of-order delivery (parked outliers connected later, missing auth events offered
+    again): same answers, backfilled and not."""
+    b = random_room(11, "11", n=60)
+    pdus = list(b.pdus)
+    random.Random(3).shuffle(pdus)
+    for backfilled in (False, True):
+        assert_same(pdus, "11", chunk=9, backfilled=backfilled)
+
+
+# -- receipt checks 2 and 3 -----------------------------------------------------------------------
+
+
+def _signed(pdu: dict[str, JsonValue], *servers: str) -> dict[str, JsonValue]:
+    # Signatures are covered by neither the content hash nor the event ID.
+    return {**pdu, "signatures": {s: {"ed25519:k": "sig"} for s in servers}}
+
+
+def _variants() -> Iterator[object]:
+    b = RoomBuilder("11")
+    tips = b.bootstrap(["@bob:a.example", "@carol:b.example"])
+    msg = b.message("@bob:a.example", prev=tips)
+    b.message("@carol:b.example", prev=[msg], body="from b")
+    for pdu in b.pdus:
+        yield _signed(pdu, "a.example", "b.example")
+    last = b.pdus[-1]
+    yield _signed(last, "a.example")  # carol's server did not sign
+    yield {**_signed(last, "b.example"), "signatures": {"b.example": {}}}  # empty
+    yield {**_signed(last, "b.example"), "unsigned": {"age": 5}}
+    tampered = _signed(last, "b.example")
+    tampered["content"] = {"body": "changed", "msgtype": "m.text"}
+    yield tampered  # content hash mismatch: redacted
+    # A content value equal to the hashes member: the splice must not cut it.
+    hashes = last["hashes"]
+    yield {**_signed(last, "b.example"), "content": {"body": "x", "hashes": hashes}}
+    yield {**_signed(last, "b.example"), "content": {"body": "y", "n": {"hashes": hashes}}}
+    yield {**_signed(last, "b.example"), "hashes": {"sha256": "AAAA", "other": "x"}}
+
+
+@pytest.mark.parametrize("verifier", [SignaturePresenceVerifier(), TRUST])
+@pytest.mark.parametrize("chunk", [1, 100])
+def test_signatures_and_content_hashes(verifier: SignatureVerifier, chunk: int) -> None:
+    """Signature presence read from the decoded PDU and the spliced content hash: same
+    outcomes as asking the verifier and hashing the re-decoded PDU, including redactions."""
+    statuses = assert_same(list(_variants()), "11", chunk=chunk, verifier=verifier)
+    assert Status.ACCEPTED in statuses
+    if isinstance(verifier, SignaturePresenceVerifier):
+        assert Status.INVALID in statuses
+
+
+def test_spliced_content_hash_equals_content_hash() -> None:
+    """The splice gives the content hash, or declines (``None``), on awkward PDUs."""
+    base = next(generate_room("11", events=3)).to_pdu()
+    cases: list[dict[str, JsonValue]] = [
+        base,
+        {**base, "unsigned": {"age": 1, "hashes": base["hashes"]}},
+        {**base, "signatures": {"s": {"k": "v"}}, "unsigned": {}},
+        {**base, "content": {**base["content"], "signatures": {}}},
+        {**base, "zzz": {"hashes": base["hashes"]}},
+        {**base, "aaa": [{"hashes": base["hashes"]}]},
+        {**base, "hashes": {"sha256": "x"}, "signatures": {"a": {"b": "c"}}},
+    ]
+    declined = 0
+    for pdu in cases:
+        event = Event.from_pdu(pdu, "11")
+        digest = _spliced_content_hash(event.pdu_json, pdu)
+        if digest is None:
+            declined += 1
+        else:
+            assert digest == content_hash(event.to_pdu()), pdu
+    assert declined <= 2
+    # A trusted import whose PDU carried an event_id (RV 3+ stores it without): same hash.
+    trusted = {**base, "event_id": "$x"}
+    event = Event.from_trusted_pdu(trusted, "11")
+    assert _spliced_content_hash(event.pdu_json, trusted) == content_hash(event.to_pdu())
+    assert encode_canonical_json(base)  # the encoder the splice relies on
