@@ -1,5 +1,6 @@
 """Edges: the bundled stores."""
 
 from .memory import MemoryStore as MemoryStore
+from .sqlite import SqliteStore as SqliteStore
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "SqliteStore"]
