@@ -26,6 +26,7 @@ from eventgraph import (
 )
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.room_versions import room_version
+from eventgraph.graph.auth_chain import auth_chain_difference, conflicted_subgraph
 from eventgraph.state.resolution import resolve_state
 from eventgraph.testing import make_event
 
@@ -178,14 +179,22 @@ def test_store_insertion_order_does_not_matter(room: RoomStates, data: st.DataOb
 
 
 @given(room=rooms, data=st.data())
-def test_result_comes_from_inputs_and_never_holds_rejected(
+def test_result_comes_from_inputs_or_replayed_events_never_rejected(
     room: RoomStates, data: st.DataObject
 ) -> None:
-    """Every value comes from some input set; rejected events never appear (not in inputs)."""
+    """Every value comes from some input set or from the events the algorithm replays beside
+    them (the auth difference, and in v2.1 the conflicted subgraph: spec "Full conflicted
+    set"); rejected events never appear."""
     sets = _state_sets(room, data)
     got = resolve_state(room.rv, sets, room.store)
     values = {v for s in sets for v in s.values()}
-    assert set(got.values()) <= values
+    replayed = set(
+        auth_chain_difference(room.store, [list(s.values()) for s in sets], inclusive=True)
+    )
+    if room.rv.identifier == "12":
+        conflicted = values - {v for v in values if all(v in s.values() for s in sets)}
+        replayed |= conflicted_subgraph(room.store, sorted(conflicted))
+    assert set(got.values()) <= values | replayed
     assert not set(got.values()) & set(room.store.rejected)
     # Keys with one value in every set keep it (unconflicted).
     for key, value in sets[0].items():
