@@ -140,8 +140,8 @@ class AuthChecker:
                 chosen[key] = auth
                 if auth.type != key[0] or auth.state_key != key[1] or auth.room_id != room_id:
                     plain = True  # filed under another key or room: let check_auth judge it
-        if missing and self._fallback:
-            self._fill_from_own(ev, keys, chosen)
+        if missing and self._fallback and self._fill_from_own(ev, keys, chosen):
+            plain = True  # an own auth event of another room: let check_auth judge it
         if plain:
             return self._allowed_listed(ev, [chosen[k] for k in keys if k in chosen])
         own = ev.auth_event_ids
@@ -182,8 +182,9 @@ class AuthChecker:
 
     def _fill_from_own(
         self, ev: Event, keys: tuple[StateKey, ...], chosen: dict[StateKey, Event]
-    ) -> None:
-        """Fill the keys missing from the state from ``ev``'s own auth events (rule 2).
+    ) -> bool:
+        """Fill the keys missing from the state from ``ev``'s own auth events (rule 2); true if
+        one filled in is of another room than ``ev``.
 
         Spec: v2 "Iterative auth checks": "If a (event_type, state_key) key that is required
         for checking the authorization rules is not present in the state, then the appropriate
@@ -191,6 +192,7 @@ class AuthChecker:
         """
         events = self.events
         rejected = self.rejected
+        foreign = False
         missing = {k for k in keys if k not in chosen}
         for event_id in ev.auth_event_ids:
             auth = events.get(event_id)
@@ -200,6 +202,8 @@ class AuthChecker:
             if key in missing:
                 missing.discard(key)
                 chosen[key] = auth
+                foreign = foreign or auth.room_id != ev.room_id
+        return foreign
 
     def _allowed_listed(self, ev: Event, auth: list[Event]) -> bool:
         """:meth:`allowed` without rule 5's fast path, given the auth events of rule 2."""
