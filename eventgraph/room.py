@@ -359,6 +359,8 @@ class _Run:
         self.connected: list[Outcome] = []
         self._draft = 0
         self.fast_paths = _Run.fast_paths
+        self._lookups: dict[int, dict[StateKey, str | None]] = {}
+        self._rejected: dict[str, bool] = {}
         # The default verifier only looks for signatures: read them from the decoded PDU
         # instead of letting it decode the canonical JSON again for every server.
         self.presence_only = type(self.verifier) is SignaturePresenceVerifier
@@ -695,9 +697,10 @@ class _Run:
             # are known without resolving. (A key missing from every state is not enough: v2
             # may bring one in from the auth difference.)
             keys = self._auth_keys(event)
-            found = self.store.get_state(distinct, keys)
-            first = found.get(distinct[0], {})
-            if all(k in first for k in keys) and all(found.get(g) == first for g in distinct[1:]):
+            first = self._entries(distinct[0], keys)
+            if len(first) == len(keys) and all(
+                self._entries(g, keys) == first for g in distinct[1:]
+            ):
                 return self._usable([first[k] for k in keys], event)
         current = self._resolved_group(distinct, drafts, in_hand, resolutions)
         return self._state_ids(event, current, in_hand)
@@ -713,19 +716,43 @@ class _Run:
         """The auth events of ``event`` selected from the state of ``group`` (digest §8.1
         checks 5–6: "based on the state"), without the rejected ones."""
         keys = self._auth_keys(event)
-        state = in_hand.get(group)
-        if state is not None:
-            ids = [state[k] for k in keys if k in state]
-        else:
-            found = self.store.get_state((group,), keys).get(group, {})
-            ids = [found[k] for k in keys if k in found]
-        return self._usable(ids, event)
+        drafted = in_hand.get(group)
+        state = self._entries(group, keys) if drafted is None else drafted
+        return self._usable([state[k] for k in keys if k in state], event)
+
+    def _entries(self, group: int, keys: Sequence[StateKey]) -> Mapping[StateKey, str]:
+        """The entries of a stored group's state at ``keys`` (those it has)."""
+        if not self.fast_paths:
+            return self.store.get_state((group,), keys).get(group, {})
+        # Stored groups never change: remember what was read (fast path; per call).
+        known = self._lookups.get(group)
+        if known is None:
+            known = self._lookups[group] = {}
+        missing = [k for k in keys if k not in known]
+        if missing:
+            found = self.store.get_state((group,), missing).get(group, {})
+            for k in missing:
+                known[k] = found.get(k)
+        return {k: v for k in keys if (v := known[k]) is not None}
 
     def _usable(self, ids: list[str], event: Event) -> list[str]:
         if self.rv.room_id_is_create_event_id and event.type != "m.room.create":
             ids.append("$" + event.room_id[1:])  # RV 12: the create event is implied
-        facts = self.store.get_facts(ids)
-        return [i for i in ids if i in facts and facts[i].rejected is None]
+        return [i for i in ids if self._rejection(i) is False]
+
+    def _rejection(self, event_id: str) -> bool | None:
+        """Whether a stored event is rejected (``None``: not stored). The flag of a connected
+        event never changes (an outlier's may, when it is connected), so the fast path
+        remembers it."""
+        known = self._rejected.get(event_id)
+        if known is None:
+            facts = self.store.get_facts((event_id,)).get(event_id)
+            if facts is None:
+                return None
+            known = facts.rejected is not None
+            if self.fast_paths and not facts.outlier:
+                self._rejected[event_id] = known
+        return known
 
     def _same_events(self, ids: Sequence[str], passed: frozenset[str] | None) -> bool:
         """Whether ``ids`` are the distinct events of a check that passed (fast path)."""
@@ -745,8 +772,7 @@ class _Run:
         """The failed rule of the auth rules against the given auth events, or ``None``."""
         if len(set(auth_ids)) != len(auth_ids):
             return "auth_events.duplicate"
-        facts = self.store.get_facts(auth_ids)
-        if any(f.rejected is not None for f in facts.values()):
+        if any(self._rejection(a) for a in auth_ids):
             return REJECTED_AUTH_EVENT_RULE
         try:
             check_auth(self.rv, event, [auth[a] for a in auth_ids], verifier=self.verifier)
