@@ -12,9 +12,10 @@ Measures, for rooms of 10^5 and 10^6 events (``--sizes``):
 
 The room is a long linear history with a fork every ~40 events (2-3 branches of 1-6 events,
 merged by the next event), trusted room version 10 events with tiny content and three
-auth events each; built once and fed to both stores, then frozen out of the garbage collector's
-reach (``gc.freeze``: a server holds its events in the database, not in a Python list). Raw rows
-go to ``benchmarks/results/stores.txt``.
+auth events each (create, join, power levels; 3% of events are membership changes, so the
+chain cover index grows too); built once and fed to both stores, then frozen out of the
+garbage collector's reach (``gc.freeze``: a server holds its events in the database, not in a
+Python list). Raw rows go to ``benchmarks/results/stores.txt``.
 
 Run: ``python benchmarks/bench_stores.py [--sizes 100000 1000000] [--repeat 30]``.
 """
@@ -51,10 +52,12 @@ def build_room(n: int, seed: int = 1) -> list[Event]:
     events: list[Event] = []
     auth = ["$0:b", "$1:b", "$2:b"]
 
-    def add(prev: Sequence[str], depth: int, state_key: str | None = None) -> str:
+    def add(
+        prev: Sequence[str], depth: int, state_key: str | None = None, kind: str = "m.room.member"
+    ) -> str:
         i = len(events)
         pdu: dict[str, Any] = {
-            "type": "m.room.message" if state_key is None else "m.room.member",
+            "type": "m.room.message" if state_key is None else kind,
             "room_id": ROOM,
             "sender": "@u:example.org",
             "content": {"b": i},
@@ -69,8 +72,11 @@ def build_room(n: int, seed: int = 1) -> list[Event]:
         events.append(Event.from_trusted_pdu(pdu, "10", event_id=event_id, backfilled=True))
         return event_id
 
-    tip = [add([], 1, "")]
-    depth = 1
+    # The auth events every later event names: create, the sender's join, power levels.
+    tip = [add([], 1, "", "m.room.create")]
+    tip = [add(tip, 2, "@u:example.org")]
+    tip = [add(tip, 3, "", "m.room.power_levels")]
+    depth = 3
     while len(events) < n:
         if rng.random() < 1 / 40 and n - len(events) > 20:
             branches = []

@@ -16,8 +16,10 @@ Rules of this module:
    events) in arrival order: O(state events) once, then O(batch) per write. After each batch the
    new positions (of the batch's state events and of those that waited) and the new links (of
    the chains those landed on) are inserted.
-4. ``chain_waiting`` lists the stored state events not yet indexed (waiting for an auth event),
-   so a write finds what a late arrival released without scanning the events.
+4. ``chain_waiting`` lists the stored state events not yet indexed (waiting for an auth event).
+   A write looks only at the waiting events above its new events (a recursive query over
+   ``auth_edges`` restricted to waiting events), so its cost follows what the batch can
+   release, never the number of events waiting.
 
 Tables (schema version 3)::
 
@@ -115,12 +117,27 @@ class ChainCache:
         if self._index is None or self._generation != generation:
             self._index, self._feed = _replay(conn, chunk)
         index, feed = self._index, self._feed
-        waiting = [
-            row[0]
-            for row in conn.execute(
-                "SELECT e.event_id FROM chain_waiting w JOIN events e ON e.arrival = w.event_nid"
+        # Only waiting events above the new ones (by auth edges, through waiting events) can be
+        # released by this batch: find them with one recursive query per chunk (rule 4).
+        waiting: list[str] = []
+        new_ids = [event_id for _, event_id, *_ in new]
+        for part in _chunks(new_ids, chunk):
+            waiting.extend(
+                row[0]
+                for row in conn.execute(
+                    "WITH RECURSIVE up (nid) AS ("
+                    " SELECT a.event_nid FROM auth_edges a"
+                    " JOIN chain_waiting w ON w.event_nid = a.event_nid"
+                    f" WHERE a.auth_id IN ({_marks(len(part))})"
+                    " UNION"
+                    " SELECT a.event_nid FROM up JOIN events e ON e.arrival = up.nid"
+                    " JOIN auth_edges a ON a.auth_id = e.event_id"
+                    " JOIN chain_waiting w ON w.event_nid = a.event_nid)"
+                    " SELECT e.event_id FROM up JOIN events e ON e.arrival = up.nid",
+                    list(part),
+                )
             )
-        ]
+        waiting = list(dict.fromkeys(waiting))
         # The rooms the index may ask about: the new events, and their auth events.
         for arrival, event_id, room_id, _, _ in new:
             feed.known[event_id] = (room_id, arrival)

@@ -32,8 +32,7 @@ Schema (version 1)::
     events(arrival PK, event_id UNIQUE, room_nid, depth, is_state, outlier, rejected,
            soft_failed, prev_ids JSON, auth_ids JSON, pdu BLOB)   index (room_nid, depth)
     prev_edges(prev_id, event_nid) PK both        -- children: who lists prev_id
-    auth_edges(auth_id, event_nid) PK both        -- who lists auth_id (no protocol reads it
-                                                  -- yet; kept for reverse auth lookups)
+    auth_edges(auth_id, event_nid) PK both        -- who lists auth_id (chain index upkeep)
     forward_extremities(event_id PK, room_nid)    index (room_nid)
     backward_extremities(event_id, room_nid, depth) PK (event_id, room_nid), index (room_nid)
 
