@@ -22,19 +22,35 @@ Rules of this module (server-server API "Checks performed on receipt of a PDU", 
    *parked outlier* after checks 1–4; when a later event gives every prev a state, the parked
    event is connected (checks 5–6, state groups) in the same call. A host that fetched the state
    at the gap (``/state_ids``, as Synapse does: digest §8.5) passes it as ``state_before``.
-4. Writes: one atomic store write **per event** (the event, its flags, its new state groups, the
-   resolutions it computed, its parked/unparked status). Why not one per batch: every outcome
-   depends only on the events before it in topological order, so after any number of writes the
-   store is exactly what ingesting that prefix would give (a consistent store, never a half
-   event); state resolution and the auth-chain index then read only stored events, with no
-   overlay of in-flight events to keep in step with the store's indexes; and memory stays
-   bounded for batches of any size. Everything that can refuse a batch as a whole (malformed
-   arguments) is checked before the first write; a refused event (invalid, missing auth) writes
-   nothing.
+4. Writes: every outcome depends only on the events before it in topological order, and the
+   store is always exactly what ingesting a *prefix* of that order would give — never a half
+   event. Events on the common path (their prevs share one known state, no resolution, no
+   given state, not parked) are checked against the store *plus the events still pending*
+   (their events, flags, state groups and the forward extremities they leave) and written
+   together, at most ``_PENDING_LIMIT`` per atomic store write (one call instead of one per
+   event). Every other event first writes what is pending, then makes its own atomic write
+   (the event, its flags, its new state groups, the resolutions it computed, its
+   parked/unparked status), so state resolution and the auth-chain index only ever read
+   stored events. Everything that can refuse a batch as a whole (malformed arguments) is
+   checked before the first write; a refused event (invalid, missing auth) writes nothing; if
+   a write fails, none of its events is stored (nor any later one), and after any other error
+   the events processed before it are written before the error propagates. Memory stays
+   bounded for batches of any size.
 5. Forward and backward extremities are the store's (protocols ``GraphReader``): forward
    extremities exclude outliers, rejected and soft-failed events.
 6. Every input item gets one :class:`Outcome`; parked events connected by the batch get one more
    in :attr:`IngestReport.connected`.
+7. Fast paths give the plain path's answers with less work (``_Run.fast_paths``; a
+   differential test runs both on generated rooms): signature presence (default verifier)
+   and the content hash are read from the decoded PDU and its canonical JSON (the hash
+   input is ``pdu_json`` with the ``hashes``, ``signatures`` and ``unsigned`` members cut
+   out); a check against the same set of auth events as a check that passed is not run again
+   (``check_auth`` depends on the set, not the order); check 6 reads the current state's
+   entries without resolving when each key the event's auth events are selected from has the
+   same event in every extremity's state (every algorithm keeps the unconflicted state), and
+   resolves (cached by the set of input groups) otherwise; state entries read from stored
+   groups and the rejection flags of connected events are remembered for the call (both are
+   immutable); common-path events are written in batches (rule 4).
 
 Decisions where the spec is silent (following Synapse):
 
@@ -52,6 +68,7 @@ import enum
 import hashlib
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
 
 import attrs
 
@@ -74,6 +91,9 @@ __all__ = [
     "Status",
     "ingest",
 ]
+
+#: The most events whose write waits for the events after them (rule 4).
+_PENDING_LIMIT = 256
 
 #: The rule name of an event rejected because one of its auth events was rejected
 #: (RV 1–11 auth rule 2.3 / RV 12 rule 3.3, enforced here because the caller of ``check_auth``
@@ -253,16 +273,19 @@ class Room:
         Raises:
             InvalidRequestError: ``state_before`` is malformed; nothing was written.
 
-        After any other error raised by the store or an algorithm, the events processed before it
-        are stored (each write is atomic; module rule 4) and the rest are not.
+        After any other error raised by an algorithm, the events processed before it are stored
+        and the rest are not; if a store write fails, its events (and the later ones) are not
+        stored (module rule 4: the store holds a prefix of the processing order).
 
         Spec: server-server API "Checks performed on receipt of a PDU", "Rejection", "Soft
         failure", "Room State Resolution" (digest §7.1, §8.1–8.5).
 
-        Complexity: per event, a bounded number of store round trips, O(auth events) for the
-        checks, O(1) state-group work — plus one state resolution for each merge of distinct
-        states that is not cached yet, and, for check 6, one per new set of forward extremities.
-        The topological sort costs O(n log n) for n PDUs.
+        Complexity: per event, a bounded number of store reads, O(auth events) for the checks,
+        O(1) state-group work, and one store write per ``_PENDING_LIMIT`` common-path events —
+        plus one state resolution for each merge of distinct states that is not cached yet,
+        and, for check 6, one per new set of forward extremities whose states disagree at a
+        key the event's auth events come from. The topological sort costs O(n log n) for n
+        PDUs.
         """
         overrides = _check_overrides(state_before)
         run = _Run(self, backfilled, overrides)
@@ -361,6 +384,18 @@ class _Run:
         self.fast_paths = _Run.fast_paths
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
         self._rejected: dict[str, bool] = {}
+        # Events checked on the common path, not written yet (rule 4): their write, and what
+        # later events read of them.
+        self._pending: dict[str, Event] = {}
+        self._pending_rejected: dict[str, str] = {}
+        self._pending_soft_failed: list[str] = []
+        self._pending_drafts: list[StateGroupDraft] = []
+        self._pending_groups: dict[str, EventStateGroups] = {}
+        # A pending draft: the stored group it builds on, and every change since that group.
+        self._pending_states: dict[int, tuple[int, dict[StateKey, str]]] = {}
+        # The room's forward extremities as the store will have them once the pending events
+        # are written (loaded when the first event becomes pending).
+        self._forward: set[str] | None = None
         # The default verifier only looks for signatures: read them from the decoded PDU
         # instead of letting it decode the canonical JSON again for every server.
         self.presence_only = type(self.verifier) is SignaturePresenceVerifier
@@ -397,9 +432,16 @@ class _Run:
             outcomes[c.index] = Outcome(
                 c.index, event_id, Status.INVALID, "its prev or auth events form a cycle"
             )
-        for event_id in order:
-            c = candidates[event_id]
-            outcomes[c.index] = self._process(c.event, c.index, c.redacted, None)
+        try:
+            for event_id in order:
+                c = candidates[event_id]
+                outcomes[c.index] = self._process(c.event, c.index, c.redacted, None)
+        except BaseException:
+            # The events processed before the error are stored (rule 4); a failed write of
+            # pending events is not tried again (they were taken off before it).
+            self._flush()
+            raise
+        self._flush()
         assert all(o is not None for o in outcomes)
         return IngestReport(tuple(o for o in outcomes if o is not None), tuple(self.connected))
 
@@ -483,6 +525,13 @@ class _Run:
         store = self.store
         event_id = event.event_id
         was_parked = index is None
+        if self.fast_paths and not was_parked:
+            pended = self._pend(event, index, redacted)
+            if pended is not None:
+                return pended, True
+        # The plain path reads and writes the store itself: write what is pending first.
+        self._flush()
+        self._forward = None
         rejection = known_rejection
         if not was_parked:
             auth_ids = event.auth_event_ids
@@ -721,9 +770,15 @@ class _Run:
         return self._usable([state[k] for k in keys if k in state], event)
 
     def _entries(self, group: int, keys: Sequence[StateKey]) -> Mapping[StateKey, str]:
-        """The entries of a stored group's state at ``keys`` (those it has)."""
+        """The entries of a stored or pending group's state at ``keys`` (those it has)."""
         if not self.fast_paths:
             return self.store.get_state((group,), keys).get(group, {})
+        drafted = self._pending_states.get(group)
+        if drafted is not None:
+            base, changes = drafted
+            rest = [k for k in keys if k not in changes]
+            found = self._entries(base, rest) if rest else {}
+            return {k: v for k in keys if (v := changes.get(k) or found.get(k)) is not None}
         # Stored groups never change: remember what was read (fast path; per call).
         known = self._lookups.get(group)
         if known is None:
@@ -746,6 +801,8 @@ class _Run:
         remembers it."""
         known = self._rejected.get(event_id)
         if known is None:
+            if event_id in self._pending:
+                return event_id in self._pending_rejected
             facts = self.store.get_facts((event_id,)).get(event_id)
             if facts is None:
                 return None
@@ -764,7 +821,141 @@ class _Run:
         )
 
     def _check_ids(self, event: Event, ids: Sequence[str]) -> str | None:
-        return self._check_against(event, ids, self.store.get_events(ids))
+        return self._check_against(event, ids, self._events(ids))
+
+    def _events(self, ids: Sequence[str]) -> Mapping[str, Event]:
+        """The stored or pending events among ``ids``."""
+        pending = self._pending
+        if not pending:
+            return self.store.get_events(ids)
+        out = {i: pending[i] for i in ids if i in pending}
+        if len(out) < len(ids):
+            out.update(self.store.get_events([i for i in ids if i not in out]))
+        return out
+
+    def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
+        """The state groups of the stored or pending events among ``event_ids``."""
+        pending = self._pending_groups
+        if not pending:
+            return self.store.get_event_state_groups(event_ids)
+        out = {i: pending[i] for i in event_ids if i in pending}
+        if len(out) < len(event_ids):
+            out.update(self.store.get_event_state_groups([i for i in event_ids if i not in out]))
+        return out
+
+    # -- the common path, written in batches (rule 4) ----------------------------------------
+
+    def _pend(self, event: Event, index: int | None, redacted: bool) -> Outcome | None:
+        """Checks 4–6 and the state groups of an event on the common path — its prevs share
+        one known state, no resolution is needed, no state was given for it — with its write
+        left pending; ``None`` (nothing done) when the event needs the plain path."""
+        event_id = event.event_id
+        room_id = self.room.room_id
+        if event_id in self.overrides or room_id is None:
+            return None
+        auth_ids = event.auth_event_ids
+        auth = self._events(auth_ids)
+        if len(auth) < len(set(auth_ids)):
+            return None  # missing auth events: the plain path reports them
+        prevs = tuple(dict.fromkeys(event.prev_event_ids))
+        groups = self._groups(prevs)
+        if not prevs or len(groups) < len(prevs):
+            return None
+        afters = {g.after for g in groups.values()}
+        if len(afters) != 1 or self.store.get_children((event_id,)):
+            return None  # a resolution, or children stored before it (given state)
+        (before,) = afters
+        if self._forward is None:
+            self._forward = set(self.store.forward_extremities(room_id))
+        # Check 4: the auth rules against the event's own auth events.
+        rejection = self._check_against(event, auth_ids, auth)
+        passed = frozenset(auth_ids) if rejection is None else None
+        if rejection is None:
+            # Check 5: against the state before the event.
+            ids = self._state_ids(event, before, {})
+            if not self._same_events(ids, passed):
+                rejection = self._check_ids(event, ids)
+                passed = frozenset(ids)
+        soft_failed: str | None = None
+        if rejection is None and not self.backfilled:
+            # Check 6: against the current state.
+            current = self._pending_current_ids(event, prevs, before)
+            if current is False:
+                return None
+            if current is not None and not self._same_events(current, passed):
+                soft_failed = self._check_ids(event, current)
+
+        after = before
+        key = event.state_tuple
+        if key is not None and rejection is None:
+            after = self._draft_id()
+            self._pending_drafts.append(StateGroupDraft(after, room_id, before, {key: event_id}))
+            base = self._pending_states.get(before)
+            if base is None:
+                self._pending_states[after] = (before, {key: event_id})
+            else:
+                self._pending_states[after] = (base[0], {**base[1], key: event_id})
+        self._pending[event_id] = event
+        self._pending_groups[event_id] = EventStateGroups(before, after)
+        if rejection is not None:
+            self._pending_rejected[event_id] = rejection
+            outcome = Outcome(index, event_id, Status.REJECTED, rejection, redacted)
+        elif soft_failed is not None:
+            self._pending_soft_failed.append(event_id)
+            outcome = Outcome(index, event_id, Status.SOFT_FAILED, soft_failed, redacted)
+        else:
+            # memory.py rule 3, for an event without stored children.
+            self._forward.difference_update(event.prev_event_ids)
+            self._forward.add(event_id)
+            outcome = Outcome(index, event_id, Status.ACCEPTED, None, redacted)
+        if len(self._pending) >= _PENDING_LIMIT:
+            self._flush()
+        return outcome
+
+    def _pending_current_ids(
+        self, event: Event, prevs: tuple[str, ...], before: int
+    ) -> list[str] | Literal[False] | None:
+        """:meth:`_current_ids` over the store and the pending events; ``False`` when a
+        resolution would be needed (the plain path computes it)."""
+        assert self._forward is not None
+        extremities = self._forward
+        if not extremities or extremities == set(prevs):
+            return None
+        groups = self._groups(sorted(extremities))
+        distinct = sorted({g.after for g in groups.values()})
+        if not distinct or distinct == [before]:
+            return None
+        if len(distinct) == 1:
+            return self._state_ids(event, distinct[0], {})
+        if all(g > 0 for g in distinct):
+            inputs = frozenset(distinct)
+            cached = self.store.get_resolutions((inputs,)).get(inputs)
+            if cached is not None:
+                return self._state_ids(event, cached, {})
+        keys = self._auth_keys(event)
+        first = self._entries(distinct[0], keys)
+        if len(first) == len(keys) and all(self._entries(g, keys) == first for g in distinct[1:]):
+            return self._usable([first[k] for k in keys], event)
+        return False
+
+    def _flush(self) -> None:
+        """Write the pending events, their flags and state groups in one atomic call."""
+        if not self._pending:
+            return
+        events = list(self._pending.values())
+        write = StateWrite(groups=tuple(self._pending_drafts), event_groups=self._pending_groups)
+        rejected = self._pending_rejected
+        soft_failed = self._pending_soft_failed
+        self._pending = {}
+        self._pending_rejected = {}
+        self._pending_soft_failed = []
+        self._pending_drafts = []
+        self._pending_groups = {}
+        self._pending_states = {}
+        self._forward = None
+        self.store.add_events_with_state(
+            events, rejected=rejected or None, soft_failed=soft_failed, state=write
+        )
 
     def _check_against(
         self, event: Event, auth_ids: Sequence[str], auth: Mapping[str, Event]
