@@ -18,46 +18,66 @@ Rules of this module:
 2. ``signatures`` is ``{}``: eventgraph holds no signing keys; verifying signatures is the
    host's hook in the ingest pipeline. Everything else a receiving server checks holds.
 3. ``auth_events`` are chosen by :func:`~eventgraph.events.auth_selection.auth_types_for_event`
-   from the state *before* the event on its branch (server-server API "Auth events selection").
-   Every event is allowed by the authorization rules of its room version against those auth
-   events and against that state (the generator only attempts actions the rules allow: see
-   ``_Room`` for the bookkeeping that guarantees it; the tests check every event with
-   :func:`eventgraph.state.authz.check_auth`).
-4. The generator needs no state resolution to know the state after a merge: only the first
-   branch of a fork changes state, the others only send messages (each message branch has its
-   own sender, joined at the fork point), and the first branch keeps to changes that every
-   state resolution algorithm resolves to that branch's own state. So the state after a merge
-   is the state of the first branch, and the tests check it with
-   :func:`eventgraph.state.resolution.resolve_state`. Concretely, inside a fork: no power-level
-   changes (v2 replays power events first, so a demotion would undo an earlier topic); no kick
-   or ban of a member who already sent a state event on the branch (same reason); and in room
-   version 1 (state resolution v1, which stops at the first member event failing against the
-   partly resolved state) only display names, topics and names.
+   from the state *before* the event (server-server API "Auth events selection"): the main
+   line's state, a branch's state (the fork point's plus the branch's own changes), or at a
+   merge the resolution of the branches' states (rule 4). Every event is built, then kept only
+   if :func:`eventgraph.state.authz.check_auth` allows it against exactly those auth events,
+   which are that state's entries — so it passes against its auth events *and* against its
+   state before. A refused draft becomes a message (``SynthStats.refused`` counts them).
+   Exception, behind a knob: ``rejected_rate`` > 0 deliberately emits events that fail (an
+   ordinary member renaming the room, with correctly selected auth events): a receiver
+   *rejects* them; they change no state and are prev events of the next event like any other.
+4. **Concurrent state.** A fork's branches change state concurrently: with probability
+   ``concurrent_state`` a fork is *contested* — every branch may change state, and the first
+   two open with one of four contests: a ban by a moderator against the creator demoting that
+   moderator, a join-rule flip against a join, a topic war, a kick against the target's own
+   membership change; otherwise only the first branch changes state. The state before a merge
+   is the **real resolution** of the branches' states:
+   :func:`eventgraph.state.resolution.resolve_state` of the room version, so the generator's
+   state is the spec's (tests compare it with the ingest pipeline's state after every event and
+   with ``resolve_state`` over the whole room at every merge). Resolving over the whole state
+   costs O(state + auth chains) per merge (≈0.2 s at 10^4 members), so the generator resolves
+   the *scope* of the fork: the keys some branch changed, the create event, power levels and
+   join rules, and the member keys of every sender and target of the branch events and of the
+   fork point's entries of the changed keys — over a store holding the branches' state events
+   and the fork point's entries of those keys. Unchanged keys outside the scope keep their
+   entry (they are unconflicted and nothing the resolution checks reads them). Why the scope
+   gives the whole answer: the branches' events select auth events only from the fork point's
+   entries and their own branch, so the auth difference consists of branch events and of fork
+   point entries, and the conflicted events' checks read only keys in the scope; the tests hold
+   this against the whole-room resolution for every room version.
 5. Deterministic: the output depends only on the :class:`SynthConfig` (no set or dict iteration
    order, no clock); one :class:`random.Random` seeded with ``seed`` drives every choice.
 6. Streaming: events are yielded in topological order (every event after its ``prev_events``
-   and ``auth_events``) and never collected. The generator keeps the current state (one entry per
-   state key), the branch tips and the member pools: memory grows with the number of members,
-   not with the number of events.
+   and ``auth_events``) and never collected. The generator keeps the current state (one event
+   per state key), the member pools, and the open fork's branches (their state events): memory
+   grows with the number of members and the size of the open fork, not with the number of
+   events.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 import attrs
 
-from .errors import InvalidRequestError
+from .errors import AuthError, InvalidRequestError
 from .events.auth_selection import auth_types_for_event
 from .events.canonical_json import JsonValue, encode_canonical_json
-from .events.event import MAX_PREV_EVENTS, Event
+from .events.event import MAX_PREV_EVENTS, Event, StateKey
 from .events.hashes import reference_hash, unpadded_base64
-from .events.room_versions import EventFormat, RoomVersion, StateResAlgorithm, room_version
+from .events.room_versions import EventFormat, RoomVersion, room_version
+from .protocols import EventFacts
+from .room import NoSignatureChecks
+from .state.authz import check_auth
+from .state.resolution import resolve_state
 
-__all__ = ["RoomShape", "SynthConfig", "generate_room"]
+__all__ = ["RoomShape", "SynthConfig", "SynthStats", "generate_room"]
+
+#: The generated events carry no signatures (rule 2): the checks skip signatures.
+_NO_SIGNATURES = NoSignatureChecks()
 
 #: Power levels of the generated rooms (spec: ``m.room.power_levels`` schema defaults, made
 #: explicit). The creator has 100 (RV 1–11) or infinite power (RV 12); moderators 50.
@@ -102,8 +122,13 @@ class SynthConfig:
         fork_width: the most concurrent branches of a fork (at least 2, at most 20).
         fork_length: the most events on one branch of a fork.
         state_rate: the probability that an event (other than a new member's join) is a state
-            change: display name, topic, name, leave, rejoin, invite, kick, ban, unban, power
-            levels.
+            change: display name, topic, name, join rule, leave, rejoin, invite, kick, ban,
+            unban, power levels.
+        concurrent_state: the probability that a fork is contested: all its branches may change
+            state and two of them open with a contest (module rule 4); otherwise only the first
+            branch changes state. 0 keeps every other branch to messages.
+        rejected_rate: the probability that a main-line event is deliberately *rejected*
+            material (module rule 3); 0 (the default) generates only allowed events.
         start_ts: ``origin_server_ts`` of the create event, in milliseconds.
 
     Raises:
@@ -127,6 +152,8 @@ class SynthConfig:
     fork_width: int = 3
     fork_length: int = 8
     state_rate: float = 0.15
+    concurrent_state: float = 0.5
+    rejected_rate: float = 0.0
     start_ts: int = 1_700_000_000_000
 
     def __attrs_post_init__(self) -> None:
@@ -146,7 +173,7 @@ class SynthConfig:
                 raise InvalidRequestError(msg)
         if type(self.seed) is not int:
             raise InvalidRequestError(f"seed must be an integer, not {self.seed!r}")
-        for name in ("fork_rate", "state_rate"):
+        for name in ("fork_rate", "state_rate", "concurrent_state", "rejected_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 msg = f"{name} must be a probability between 0 and 1, not {value!r}"
@@ -163,6 +190,62 @@ class SynthConfig:
         """
         return _Room(self).run()
 
+    def stream_with_state(self) -> Iterator[tuple[Event, dict[StateKey, str], SynthStats]]:
+        """:meth:`stream`, each event paired with the generator's state before it (event IDs)
+        and the running :class:`SynthStats` — for tests and debugging.
+
+        Complexity: O(events x state) time: each state is a fresh dict.
+
+        >>> config = SynthConfig(room_version="11", events=4)
+        >>> [sorted(before) for _, before, _ in config.stream_with_state()][3]
+        [('m.room.create', ''), ('m.room.member', '@u0:hs0.example'), \
+('m.room.power_levels', '')]
+        """
+        room = _Room(self, trace=True)
+        for event in room.run():
+            yield event, room.before, room.stats
+
+    def stats(self) -> SynthStats:
+        """Generate the room and return what its generation did (forks, contests, resolutions).
+
+        Complexity: that of :meth:`stream`.
+
+        >>> SynthConfig(events=2000, fork_rate=0.1, seed=5).stats().concurrent_forks > 0
+        True
+        """
+        room = _Room(self)
+        for _ in room.run():
+            pass
+        return room.stats
+
+
+@attrs.define
+class SynthStats:
+    """What generating a room did (never part of the room: the same config gives the same
+    stats).
+
+    Attributes:
+        resolutions: merges whose branches changed state, resolved with ``resolve_state``.
+        concurrent_forks: merges where two or more branches changed state.
+        contested_keys: state keys that two or more branches of one fork changed (summed).
+        kept: branch state changes the merge's resolution kept (each branch's last entry per
+            key).
+        dropped: branch state changes the merge's resolution dropped.
+        by_contest: contested forks by their opening contest (module rule 4).
+        refused: drafts the authorization rules refused against their state before (each
+            became a message instead).
+        rejected: deliberately rejected events emitted (``rejected_rate``).
+    """
+
+    resolutions: int = 0
+    concurrent_forks: int = 0
+    contested_keys: int = 0
+    kept: int = 0
+    dropped: int = 0
+    by_contest: dict[str, int] = attrs.field(factory=dict)
+    refused: int = 0
+    rejected: int = 0
+
 
 def generate_room(
     version: str = "11",
@@ -175,6 +258,8 @@ def generate_room(
     fork_width: int = 3,
     fork_length: int = 8,
     state_rate: float = 0.15,
+    concurrent_state: float = 0.5,
+    rejected_rate: float = 0.0,
     start_ts: int = 1_700_000_000_000,
 ) -> Iterator[Event]:
     """Generate a valid synthetic room of room version ``version`` as a stream of events.
@@ -190,8 +275,10 @@ def generate_room(
     Spec: server-server API "PDUs", "Auth events selection", "Calculating the content hash for
     an event", "Calculating the reference hash for an event"; the room version pages.
 
-    Complexity: O(events) time (each event costs a few canonical-JSON encodings and SHA-256s);
-    O(members) memory, whatever the number of events.
+    Complexity: O(events) time (each event costs a few canonical-JSON encodings and SHA-256s
+    and one authorization check; each merge of branches that changed state, one state
+    resolution of the fork's scope); O(members + open fork) memory, whatever the number of
+    events.
 
     Raises:
         InvalidRequestError: a knob is out of range (raised at once, not when iterating).
@@ -216,6 +303,8 @@ def generate_room(
         fork_width=fork_width,
         fork_length=fork_length,
         state_rate=state_rate,
+        concurrent_state=concurrent_state,
+        rejected_rate=rejected_rate,
         start_ts=start_ts,
     )
     return config.stream()
@@ -277,19 +366,34 @@ class RoomShape:
 
 # -- the generator -----------------------------------------------------------------------------
 
-#: The share of :meth:`_Room.state_change` kinds that are display names, topics and names.
-_SIMPLE_KINDS = 0.42
-#: The share of :meth:`_Room.state_change` kinds that are not power-level changes.
-_NO_POWER_KINDS = 0.90
+_CREATE: StateKey = ("m.room.create", "")
+_POWER: StateKey = ("m.room.power_levels", "")
+_JOIN_RULES: StateKey = ("m.room.join_rules", "")
+_MEMBER = "m.room.member"
 
 #: ``(event_id, edge as it appears in a PDU, depth)``: an event other events may point at.
 _Ref = tuple[str, JsonValue, int]
+#: ``(event, edge as it appears in a PDU, its auth events)``: a state event of the generator's
+#: state. The auth events are kept (one level: an event holds no other event) because a merge's
+#: resolution may check the entry against its own auth events (rule 4).
+_Entry = tuple[Event, JsonValue, tuple[Event, ...]]
 #: ``(type, state_key, sender, content)``: an event before it has edges, hashes and an ID.
 _Draft = tuple[str, str | None, str, dict[str, JsonValue]]
+#: Reads the state the next event is drafted against: the main line's or a branch's.
+_Look = Callable[[StateKey], "_Entry | None"]
 
 
 def _localpart(user: str) -> str:
     return user[1 : user.index(":")]
+
+
+def _levels_of(content: Mapping[str, JsonValue]) -> tuple[dict[str, int], int]:
+    """The users' levels and the topic's level in a power-levels content."""
+    users = content.get("users")
+    events = content.get("events")
+    levels = {u: int(v) for u, v in users.items()} if isinstance(users, Mapping) else {}
+    topic = events.get("m.room.topic") if isinstance(events, Mapping) else None
+    return levels, int(topic) if isinstance(topic, int) else MODERATOR_LEVEL
 
 
 class _Pool:
@@ -328,47 +432,89 @@ class _Pool:
         return self._items[i]
 
 
-class _Fork:
-    """A fork in progress: branch 0 may change state; the others send messages (rule 4).
+class _ScopeStore:
+    """The events one merge's resolution reads (rule 4): the branches' state events and the
+    fork point's entries of the keys in scope. An :class:`~eventgraph.protocols.EventReader`;
+    IDs it lacks are absent from its answers, so auth-chain walks stop at them."""
 
-    ``state_senders`` are the senders of branch 0's state events so far. State resolution v2
-    replays the kicks and bans of a branch (power events) before its other state events, so a
-    topic, name or invite whose sender the same branch later kicks or bans would not survive
-    the merge. Such senders are therefore not kicked or banned until the fork is merged.
+    __slots__ = ("_events", "_facts")
 
-    ``staying`` are the message branches' senders: they stay joined until the merge, so that a
-    server which receives branch 0 first does not soft-fail their messages (server-server API
-    "Soft failure").
-    """
+    def __init__(self, events: Iterable[Event]) -> None:
+        self._events: dict[str, Event] = {}
+        self._facts: dict[str, EventFacts] = {}
+        for arrival, event in enumerate(events):
+            if event.event_id in self._events:
+                continue
+            self._events[event.event_id] = event
+            self._facts[event.event_id] = EventFacts(
+                event_id=event.event_id,
+                room_id=event.room_id,
+                depth=event.depth,
+                prev_event_ids=event.prev_event_ids,
+                auth_event_ids=event.auth_event_ids,
+                is_state=event.state_key is not None,
+                outlier=False,
+                rejected=None,
+                soft_failed=False,
+                arrival=arrival,
+            )
 
-    __slots__ = ("msg_auth", "msg_senders", "remaining", "state_senders", "staying", "tips")
+    def get_events(self, event_ids: Collection[str], /) -> Mapping[str, Event]:
+        events = self._events
+        return {i: events[i] for i in event_ids if i in events}
 
-    def __init__(
-        self, tips: list[_Ref], remaining: list[int], msg_senders: list[str], msg_auth: list[Any]
-    ) -> None:
-        self.tips = tips
+    def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        facts = self._facts
+        return {i: facts[i] for i in event_ids if i in facts}
+
+
+class _Branch:
+    """One branch of an open fork: its tip, its state changes over the fork point's state
+    (``delta``), its state events in order, and what it may still send."""
+
+    __slots__ = ("delta", "events", "free", "remaining", "script", "tip")
+
+    def __init__(self, tip: _Ref, remaining: int, free: bool, script: list[_Script]) -> None:
+        self.tip = tip
         self.remaining = remaining
-        self.msg_senders = msg_senders
-        self.msg_auth = msg_auth
-        self.state_senders: set[str] = set()
-        self.staying = frozenset(msg_senders)
+        self.free = free  # may change state (else messages only)
+        self.script = script  # contested first drafts (rule 4)
+        self.delta: dict[StateKey, _Entry] = {}
+        self.events: list[_Entry] = []
+
+
+#: A contested first draft of a branch, drafted when the branch takes its first step.
+_Script = Callable[[_Look], "_Draft | None"]
+
+
+class _Fork:
+    """A fork in progress: its branches and whether it was opened as a contested one."""
+
+    __slots__ = ("branches", "contested")
+
+    def __init__(self, branches: list[_Branch], contested: str | None) -> None:
+        self.branches = branches
+        self.contested = contested
 
 
 class _Room:
-    """The generator's bookkeeping: current state, member pools, power levels, branch tips.
+    """The generator's bookkeeping: the state, member pools, power levels, branch tips.
 
-    Membership invariants the actions rely on (so every event passes the auth rules):
-    ``ordinary`` and ``mods`` are joined members (power 0 and ``MODERATOR_LEVEL``); the creator is
-    joined and never leaves; ``left`` may rejoin or be invited (join rule ``public``);
-    ``invited`` may join or decline; ``banned`` may only be unbanned. Moderators never leave, so
-    every kick, ban and topic change has a joined sender with enough power.
+    The *state* (``self.state``, one entry per key, each event with its PDU edge) is the
+    authority: every draft is built into an event and kept only if
+    :func:`~eventgraph.state.authz.check_auth` allows it against the auth events selected from
+    the state before it (the main line's, or the branch's: fork point plus the branch's own
+    changes). The *pools* (joined ordinary members, moderators, left, invited, banned) only
+    propose candidates; they follow the main-line state (updated from every main-line state
+    event and from every key a merge's resolution changed), so inside a fork a proposal may be
+    stale for a branch, and then the check refuses it and the branch sends a message instead.
     """
 
-    def __init__(self, config: SynthConfig) -> None:
+    def __init__(self, config: SynthConfig, *, trace: bool = False) -> None:
         self.config = config
         self.rv: RoomVersion = room_version(config.room_version)
         self.v1_edges = self.rv.event_format is EventFormat.V1
-        self.simple_forks = self.rv.state_res is StateResAlgorithm.V1
+        self.v12 = self.rv.room_id_is_create_event_id
         self.rng = random.Random(config.seed)
         self.total = config.events
         self.count = 0
@@ -381,7 +527,7 @@ class _Room:
         self.room_id = f"!{self.room_token}:{self.servers[0]}"
         self.creator = self.user(0)
         self.next_user = 1
-        self.state: dict[tuple[str, str], _Ref] = {}
+        self.state: dict[StateKey, _Entry] = {}
         self.tips: list[_Ref] = []
         self.fork: _Fork | None = None
         self.ordinary = _Pool()
@@ -389,9 +535,16 @@ class _Room:
         self.left = _Pool()
         self.invited = _Pool()
         self.banned = _Pool()
+        self.where: dict[str, _Pool] = {}
         self.pl_users: dict[str, int] = {}
         self.pl_events: dict[str, int] = {}
-        self.topic_level = MODERATOR_LEVEL
+        #: Every power-levels event that was the state's, by ID: a resolution's mainline walks
+        #: them (rule 4).
+        self.pl_history: dict[str, Event] = {}
+        self.stats = SynthStats()
+        self.trace = trace
+        #: With ``trace``: the state before the last event yielded (event IDs).
+        self.before: dict[StateKey, str] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -403,9 +556,11 @@ class _Room:
         n = low + int(rng.random() * (high - low + 1))
         return " ".join(_WORDS[int(rng.random() * len(_WORDS))] for _ in range(n))
 
-    def power_levels(self) -> dict[str, JsonValue]:
+    def power_levels(
+        self, users: Mapping[str, int], topic_level: int = MODERATOR_LEVEL
+    ) -> dict[str, JsonValue]:
         events: dict[str, JsonValue] = dict(self.pl_events)
-        events["m.room.topic"] = self.topic_level
+        events["m.room.topic"] = topic_level
         return {
             "ban": MODERATOR_LEVEL,
             "events": events,
@@ -414,14 +569,9 @@ class _Room:
             "kick": MODERATOR_LEVEL,
             "redact": MODERATOR_LEVEL,
             "state_default": MODERATOR_LEVEL,
-            "users": dict(self.pl_users),
+            "users": {u: users[u] for u in sorted(users)},
             "users_default": 0,
         }
-
-    def level(self, user: str) -> int:
-        if user == self.creator:
-            return CREATOR_LEVEL
-        return self.pl_users.get(user, 0)
 
     def joined_count(self) -> int:
         return 1 + len(self.mods) + len(self.ordinary)
@@ -436,27 +586,62 @@ class _Room:
         return self.ordinary.at(n - len(self.mods))
 
     def pick_privileged(self) -> str:
-        """A joined member with at least moderator power (the creator or a moderator)."""
+        """A member with at least moderator power on the main line (the creator or a mod)."""
         n = int(self.rng.random() * (1 + len(self.mods)))
         return self.creator if n == 0 else self.mods.at(n - 1)
 
-    def auth_edges(self, draft: _Draft, state: dict[tuple[str, str], _Ref]) -> list[JsonValue]:
-        event_type, state_key, sender, content = draft
-        # Server-server API "Auth events selection" (digest §6.1), from the state before.
-        keys = auth_types_for_event(self.rv, event_type, sender, state_key, content)
-        return [state[k][1] for k in keys if k in state]
+    def main_look(self, key: StateKey) -> _Entry | None:
+        return self.state.get(key)
 
-    # -- building events ----------------------------------------------------------------------
+    def branch_look(self, branch: _Branch) -> _Look:
+        delta, state = branch.delta, self.state
 
-    def emit(self, draft: _Draft, prev: list[_Ref], auth: list[JsonValue]) -> tuple[Event, _Ref]:
-        """Build, hash and parse one event; it becomes the next event of the stream."""
+        def look(key: StateKey) -> _Entry | None:
+            entry = delta.get(key)
+            return entry if entry is not None else state.get(key)
+
+        return look
+
+    @staticmethod
+    def levels(look: _Look) -> tuple[dict[str, int], int]:
+        """The users' levels and the topic's level in the power levels of a state."""
+        entry = look(_POWER)
+        if entry is None:
+            return {}, MODERATOR_LEVEL
+        return _levels_of(entry[0].content)
+
+    @staticmethod
+    def join_rule(look: _Look) -> JsonValue:
+        entry = look(_JOIN_RULES)
+        return None if entry is None else entry[0].content.get("join_rule")
+
+    # -- building and checking events ---------------------------------------------------------
+
+    def build(
+        self, draft: _Draft, prev: list[_Ref], look: _Look
+    ) -> tuple[Event, _Ref, tuple[Event, ...], bool]:
+        """Build, hash and parse one event with ``auth_events`` selected from the state ``look``
+        reads (server-server API "Auth events selection"); say whether the authorization rules
+        allow it against those auth events (which *are* that state's entries)."""
         event_type, state_key, sender, content = draft
         rv = self.rv
+        keys = auth_types_for_event(rv, event_type, sender, state_key, content)
+        chosen: list[Event] = []
+        auth: list[JsonValue] = []
+        for key in keys:
+            entry = look(key)
+            if entry is not None:
+                chosen.append(entry[0])
+                auth.append(entry[1])
+        if self.v12 and event_type != "m.room.create":
+            create = look(_CREATE)
+            if create is not None:
+                chosen.append(create[0])  # implied by the room ID (RV 12, MSC4291)
         self.ts += 1 + int(self.rng.random() * 5000)
         depth = 1
-        for ref in prev:
-            if ref[2] >= depth:
-                depth = ref[2] + 1
+        for prev_ref in prev:
+            if prev_ref[2] >= depth:
+                depth = prev_ref[2] + 1
         # PDU depth: "the maximum depth of the prev_events, plus one" (pdu schemas, digest §4.3).
         depth = min(depth, rv.max_depth)
         pdu: dict[str, JsonValue] = {
@@ -468,7 +653,7 @@ class _Room:
             "sender": sender,
             "type": event_type,
         }
-        if not (rv.room_id_is_create_event_id and event_type == "m.room.create"):
+        if not (self.v12 and event_type == "m.room.create"):
             pdu["room_id"] = self.room_id  # RV 12: omitted from the create event (MSC4291)
         if state_key is not None:
             pdu["state_key"] = state_key
@@ -480,17 +665,79 @@ class _Room:
         pdu["hashes"] = {"sha256": unpadded_base64(digest)}
         pdu["signatures"] = {}  # rule 2: no keys
         event = Event.from_pdu(pdu, rv)
-        self.count += 1
         event_id = event.event_id
         if self.v1_edges:
             # RV 1–2 edges are [event_id, {"sha256": reference hash}] (pdu_v1.yaml).
             ref_hash = unpadded_base64(reference_hash(pdu, rv))
-            return event, (event_id, [event_id, {"sha256": ref_hash}], depth)
-        return event, (event_id, event_id, depth)
+            ref: _Ref = (event_id, [event_id, {"sha256": ref_hash}], depth)
+        else:
+            ref = (event_id, event_id, depth)
+        try:
+            check_auth(rv, event, chosen, verifier=_NO_SIGNATURES)
+        except AuthError:
+            return event, ref, (), False
+        return event, ref, tuple(chosen), True
 
-    def apply_state(self, event: Event, ref: _Ref) -> None:
-        if event.state_key is not None:
-            self.state[(event.type, event.state_key)] = ref
+    def attempt(
+        self, draft: _Draft | None, prev: list[_Ref], look: _Look
+    ) -> tuple[Event, _Ref, tuple[Event, ...]]:
+        """The first of ``draft``, a message by a random member, a message by the creator that
+        the rules allow against the state ``look`` reads (the creator is always joined)."""
+        if draft is not None:
+            event, ref, auth, allowed = self.build(draft, prev, look)
+            if allowed:
+                return self.accept(event, ref, auth)
+            self.stats.refused += 1
+        event, ref, auth, allowed = self.build(self.message(self.pick_joined()), prev, look)
+        if not allowed:
+            event, ref, auth, allowed = self.build(self.message(self.creator), prev, look)
+            assert allowed, "the creator may always talk"
+        return self.accept(event, ref, auth)
+
+    def accept(
+        self, event: Event, ref: _Ref, auth: tuple[Event, ...]
+    ) -> tuple[Event, _Ref, tuple[Event, ...]]:
+        self.count += 1
+        if event.type == _MEMBER and event.state_key == self.user(self.next_user):
+            self.next_user += 1  # a newcomer arrived
+        return event, ref, auth
+
+    # -- pools --------------------------------------------------------------------------------
+
+    def track(self, event: Event) -> None:
+        """Follow a change of the main-line state in the pools and levels."""
+        content = event.content
+        if event.type == _MEMBER and event.state_key is not None:
+            self.place(event.state_key, content.get("membership"))
+        elif event.type == "m.room.power_levels":
+            self.pl_history[event.event_id] = event
+            old = self.pl_users
+            self.pl_users = _levels_of(content)[0]
+            for user in sorted(set(old) | set(self.pl_users)):
+                if old.get(user) != self.pl_users.get(user) and (
+                    user in self.mods or user in self.ordinary
+                ):
+                    self.place(user, "join")
+
+    def place(self, user: str, membership: JsonValue) -> None:
+        if user == self.creator:
+            return  # the creator is always joined (rule 4)
+        pool = self.where.pop(user, None)
+        if pool is not None:
+            pool.remove(user)
+        if membership == "join":
+            level = self.pl_users.get(user, 0)
+            pool = self.mods if level >= MODERATOR_LEVEL else self.ordinary
+        elif membership == "invite":
+            pool = self.invited
+        elif membership == "leave":
+            pool = self.left
+        elif membership == "ban":
+            pool = self.banned
+        else:
+            return
+        pool.add(user)
+        self.where[user] = pool
 
     # -- the room's life ----------------------------------------------------------------------
 
@@ -499,6 +746,7 @@ class _Room:
             if self.count >= self.total:
                 return
             yield self.main_line(draft)
+        config = self.config
         while self.count < self.total:
             fork = self.fork
             if fork is None:
@@ -506,19 +754,48 @@ class _Room:
                 if (
                     remaining >= 3
                     and self.joined_count() >= 2
-                    and self.rng.random() < self.config.fork_rate
+                    and self.rng.random() < config.fork_rate
                 ):
                     self.start_fork(remaining)
                     continue
-                yield self.main_line(self.next_draft())
-            elif any(fork.remaining):
+                if config.rejected_rate and self.rng.random() < config.rejected_rate:
+                    rejected = self.rejected()
+                    if rejected is not None:
+                        yield rejected
+                        continue
+                yield self.main_line(self.next_draft(self.main_look))
+            elif any(b.remaining for b in fork.branches):
                 yield self.fork_step(fork)
             else:
                 yield self.merge(fork)
 
     def main_line(self, draft: _Draft) -> Event:
-        event, ref = self.emit(draft, self.tips, self.auth_edges(draft, self.state))
-        self.apply_state(event, ref)
+        look = self.main_look
+        if self.trace:
+            self.before = {k: e[0].event_id for k, e in self.state.items()}
+        event, ref, auth = self.attempt(draft, self.tips, look)
+        key = event.state_tuple
+        if key is not None:
+            self.state[key] = (event, ref[1], auth)
+            self.track(event)
+        self.tips = [ref]
+        return event
+
+    def rejected(self) -> Event | None:
+        """Rejected material (``rejected_rate``): a member without the power to do so renames
+        the room. The event's auth events are the right selection, so a receiver rejects it
+        against them (never merely soft-fails it); it changes no state and is a prev event of the
+        next event like any other."""
+        if not self.ordinary:
+            return None
+        sender = self.ordinary.pick(self.rng)
+        draft: _Draft = ("m.room.name", "", sender, {"name": self.words(1, 3)})
+        if self.trace:
+            self.before = {k: e[0].event_id for k, e in self.state.items()}
+        event, ref, _, allowed = self.build(draft, self.tips, self.main_look)
+        assert not allowed, "an ordinary member may not rename the room"
+        self.count += 1
+        self.stats.rejected += 1
         self.tips = [ref]
         return event
 
@@ -529,12 +806,13 @@ class _Room:
         if not rv.implicit_room_creator:
             create["creator"] = creator  # RV 1–10: content.creator (removed in RV 11)
         yield ("m.room.create", "", creator, create)
-        if rv.room_id_is_create_event_id:
+        if self.v12:
             # RV 12: the room ID is the create event's ID with the "!" sigil (MSC4291).
             self.room_id = "!" + self.tips[0][0][1:]
         yield ("m.room.member", creator, creator, {"membership": "join", "displayname": "u0"})
+        users: dict[str, int] = {}
         if not rv.creators_have_infinite_power:
-            self.pl_users[creator] = CREATOR_LEVEL  # RV 12: creators must not be listed
+            users[creator] = CREATOR_LEVEL  # RV 12: creators must not be listed
         self.pl_events = {
             "m.room.avatar": MODERATOR_LEVEL,
             "m.room.canonical_alias": MODERATOR_LEVEL,
@@ -546,27 +824,21 @@ class _Room:
             # RV 12 (MSC4289): the tombstone's level must be above state_default.
             "m.room.tombstone": 150 if rv.creators_have_infinite_power else CREATOR_LEVEL,
         }
-        yield ("m.room.power_levels", "", creator, self.power_levels())
+        yield ("m.room.power_levels", "", creator, self.power_levels(users))
         yield ("m.room.join_rules", "", creator, {"join_rule": "public"})
         yield ("m.room.history_visibility", "", creator, {"history_visibility": "shared"})
 
-    def next_draft(self, *, in_fork: bool = False) -> _Draft:
-        """The next event of the main line (or of the state branch of a fork)."""
+    def next_draft(self, look: _Look) -> _Draft:
+        """The next event of the main line or of a branch that may change state."""
         rng = self.rng
         new_members = self.config.members - self.next_user
         # Newcomers arrive at an even pace over the first half of the room (or as fast as the
         # budget allows): the chance is what remains to arrive over the time left to do it.
         time_left = self.total // 2 - self.count
-        # Room version 1 resolves a merge with state resolution v1, whose member and power-level
-        # passes stop at the first event that fails against the partly resolved state. Its forks
-        # keep to changes every algorithm resolves to the first branch's state (rule 4):
-        # display names of members joined at the fork, topic and name.
-        simple = in_fork and self.simple_forks
-        if not simple and new_members > 0 and rng.random() * time_left < new_members:
-            return self.newcomer()
+        if new_members > 0 and rng.random() * time_left < new_members:
+            return self.newcomer(look)
         if rng.random() < self.config.state_rate:
-            kinds = (_SIMPLE_KINDS if simple else _NO_POWER_KINDS) if in_fork else 1.0
-            draft = self.state_change(kinds)
+            draft = self.state_change(look)
             if draft is not None:
                 return draft
         return self.message(self.pick_joined())
@@ -574,14 +846,7 @@ class _Room:
     def message(self, sender: str) -> _Draft:
         return ("m.room.message", None, sender, {"msgtype": "m.text", "body": self.words(2, 14)})
 
-    def newcomer(self) -> _Draft:
-        user = self.user(self.next_user)
-        self.next_user += 1
-        if self.rng.random() < 0.15:
-            # Invite by any joined member (invite level 0); the invitee answers later.
-            self.invited.add(user)
-            return ("m.room.member", user, self.pick_joined(), {"membership": "invite"})
-        self.ordinary.add(user)
+    def join(self, user: str) -> _Draft:
         return (
             "m.room.member",
             user,
@@ -589,104 +854,109 @@ class _Room:
             {"membership": "join", "displayname": _localpart(user)},
         )
 
-    def state_change(self, kinds: float) -> _Draft | None:
-        """One state change the auth rules allow, or ``None`` if the chosen kind has no
-        candidate (the caller then sends a message). ``kinds`` < 1 keeps to the first kinds."""
+    def newcomer(self, look: _Look) -> _Draft:
+        """The next user arrives: joins a public room, or is invited (always, if the join rule is
+        ``invite``; now and then otherwise) by any member (invite level 0)."""
+        user = self.user(self.next_user)
+        if self.join_rule(look) != "public" or self.rng.random() < 0.15:
+            return ("m.room.member", user, self.pick_joined(), {"membership": "invite"})
+        return self.join(user)
+
+    def state_change(self, look: _Look) -> _Draft | None:
+        """A state change proposed from the pools, or ``None`` if the chosen kind has no
+        candidate (the caller then sends a message). The check decides (``_Room``)."""
         rng = self.rng
-        r = rng.random() * kinds
-        join = {"membership": "join"}
-        if r < 0.25:  # display name: a join over a join (member rules: join, "public")
+        r = rng.random()
+        if r < 0.22:  # display name: a join over a join
             user = self.pick_joined()
-            return ("m.room.member", user, user, {**join, "displayname": self.words(1, 2)})
-        if r < 0.37:  # topic: needs the topic's level
-            sender = self.pick_joined() if self.topic_level == 0 else self.pick_privileged()
-            return ("m.room.topic", "", sender, {"topic": self.words(3, 10)})
-        if r < 0.42:  # name: needs state_default-ish level (events["m.room.name"] = 50)
+            return (
+                "m.room.member",
+                user,
+                user,
+                {"membership": "join", "displayname": self.words(1, 2)},
+            )
+        if r < 0.34:
+            return self.topic(look)
+        if r < 0.39:  # name: needs events["m.room.name"] = 50
             return ("m.room.name", "", self.pick_privileged(), {"name": self.words(1, 3)})
-        if r < 0.55:  # leave by oneself
+        if r < 0.43:
+            return self.flip_join_rule(look)
+        if r < 0.53:  # leave by oneself
             if not self.ordinary:
                 return None
             user = self.ordinary.pick(rng)
-            if self.fork is not None and user in self.fork.staying:
-                return None
-            self.ordinary.remove(user)
-            self.left.add(user)
             return ("m.room.member", user, user, {"membership": "leave"})
-        if r < 0.65:  # rejoin after leaving or being kicked / unbanned
+        if r < 0.62:  # rejoin after leaving or being kicked / unbanned (or be invited back)
             if not self.left:
                 return None
             user = self.left.pick(rng)
-            self.left.remove(user)
-            self.ordinary.add(user)
-            return ("m.room.member", user, user, {**join, "displayname": _localpart(user)})
-        if r < 0.70:  # invite someone who left
+            if self.join_rule(look) != "public":
+                return ("m.room.member", user, self.pick_joined(), {"membership": "invite"})
+            return self.join(user)
+        if r < 0.67:  # invite someone who left
             if not self.left:
                 return None
             user = self.left.pick(rng)
-            self.left.remove(user)
-            self.invited.add(user)
             return ("m.room.member", user, self.pick_joined(), {"membership": "invite"})
-        if r < 0.77:  # an invitee answers: joins (mostly) or declines
+        if r < 0.74:  # an invitee answers: joins (mostly) or declines
             if not self.invited:
                 return None
             user = self.invited.pick(rng)
-            self.invited.remove(user)
             if rng.random() < 0.8:
-                self.ordinary.add(user)
-                return ("m.room.member", user, user, {**join, "displayname": _localpart(user)})
-            self.left.add(user)
+                return self.join(user)
             return ("m.room.member", user, user, {"membership": "leave"})
-        if r < 0.83:  # kick: sender >= kick level, target below the sender
-            if not self.ordinary:
-                return None
-            user = self.ordinary.pick(rng)
-            if self.fork is not None and (
-                user in self.fork.state_senders or user in self.fork.staying
-            ):
-                return None
-            self.ordinary.remove(user)
-            self.left.add(user)
-            return ("m.room.member", user, self.pick_privileged(), {"membership": "leave"})
-        if r < 0.87:  # ban a joined or departed member
+        if r < 0.80:
+            return self.kick()
+        if r < 0.85:  # ban a joined or departed member
             pool = self.ordinary if not self.left or rng.random() < 0.5 else self.left
             if not pool:
                 return None
-            user = pool.pick(rng)
-            if self.fork is not None and (
-                user in self.fork.state_senders or user in self.fork.staying
-            ):
-                return None
-            pool.remove(user)
-            self.banned.add(user)
-            return ("m.room.member", user, self.pick_privileged(), {"membership": "ban"})
-        if r < 0.90:  # unban: a leave by someone with ban and kick power
+            return self.ban(pool.pick(rng), self.pick_privileged())
+        if r < 0.88:  # unban: a leave by someone with ban and kick power
             if not self.banned:
                 return None
             user = self.banned.pick(rng)
-            self.banned.remove(user)
-            self.left.add(user)
             return ("m.room.member", user, self.pick_privileged(), {"membership": "leave"})
-        return self.power_change()
+        return self.power_change(look)
 
-    def power_change(self) -> _Draft | None:
-        """The creator promotes, demotes, or moves the topic's level (PL rules: every old and
-        new value is at most the creator's level, and no user at or above it is touched)."""
+    def topic(self, look: _Look) -> _Draft:
+        level = self.levels(look)[1]
+        sender = self.pick_joined() if level == 0 else self.pick_privileged()
+        return ("m.room.topic", "", sender, {"topic": self.words(3, 10)})
+
+    def flip_join_rule(self, look: _Look) -> _Draft:
+        rule = "invite" if self.join_rule(look) == "public" else "public"
+        return ("m.room.join_rules", "", self.pick_privileged(), {"join_rule": rule})
+
+    def kick(self) -> _Draft | None:
+        if not self.ordinary:
+            return None
+        user = self.ordinary.pick(self.rng)
+        return ("m.room.member", user, self.pick_privileged(), {"membership": "leave"})
+
+    def ban(self, user: str, sender: str) -> _Draft:
+        return ("m.room.member", user, sender, {"membership": "ban"})
+
+    def power_change(
+        self, look: _Look, *, demote: str | None = None, promote: str | None = None
+    ) -> _Draft:
+        """The creator promotes, demotes, or moves the topic's level, starting from the power
+        levels of the state ``look`` reads."""
         rng = self.rng
+        users, topic_level = self.levels(look)
         r = rng.random()
         cap = 2 + self.config.members // 200
-        if r < 0.4 and self.ordinary and len(self.mods) < cap:
-            user = self.ordinary.pick(rng)
-            self.ordinary.remove(user)
-            self.mods.add(user)
-            self.pl_users[user] = MODERATOR_LEVEL
+        if demote is not None:
+            users.pop(demote, None)
+        elif promote is not None:
+            users[promote] = MODERATOR_LEVEL
+        elif r < 0.4 and self.ordinary and len(self.mods) < cap:
+            users[self.ordinary.pick(rng)] = MODERATOR_LEVEL
         elif r < 0.7 and self.mods:
-            user = self.mods.pick(rng)
-            self.mods.remove(user)
-            self.ordinary.add(user)
-            del self.pl_users[user]
+            users.pop(self.mods.pick(rng), None)
         else:
-            self.topic_level = 0 if self.topic_level else MODERATOR_LEVEL
-        return ("m.room.power_levels", "", self.creator, self.power_levels())
+            topic_level = 0 if topic_level else MODERATOR_LEVEL
+        return ("m.room.power_levels", "", self.creator, self.power_levels(users, topic_level))
 
     # -- forks --------------------------------------------------------------------------------
 
@@ -701,33 +971,211 @@ class _Room:
         for i in range(width):
             lengths[i] = min(lengths[i], budget - (width - 1 - i))
             budget -= lengths[i]
-        # Each message branch gets one sender joined at the fork point; its auth events are the
-        # state before every event of that branch, since the branch changes no state (rule 4).
-        senders = [self.pick_joined() for _ in range(width - 1)]
-        auth = [self.auth_edges(self.message(s), self.state) for s in senders]
-        self.fork = _Fork([self.tips[0]] * width, lengths, senders, auth)
+        contested = None
+        scripts: list[list[_Script]] = [[] for _ in range(width)]
+        if rng.random() < config.concurrent_state:
+            contested, first, second = self.contest()
+            scripts[0].append(first)
+            scripts[1].append(second)
+        tip = self.tips[0]
+        branches = [
+            _Branch(tip, lengths[i], i == 0 and contested is None, scripts[i]) for i in range(width)
+        ]
+        self.fork = _Fork(branches, contested)
+
+    def contest(self) -> tuple[str, _Script, _Script]:
+        """Two concurrent first drafts that contest the same state (rule 4)."""
+        rng = self.rng
+        kind = _CONTESTS[int(rng.random() * len(_CONTESTS))]
+        if kind == "ban/power" and self.ordinary:
+            target = self.ordinary.pick(rng)
+            if self.mods:  # the creator demotes the moderator who bans
+                mod = self.mods.pick(rng)
+                return (
+                    kind,
+                    lambda look: self.power_change(look, demote=mod),
+                    lambda look: self.ban(target, mod),
+                )
+            # the creator promotes the member whom the creator bans
+            return (
+                kind,
+                lambda look: self.power_change(look, promote=target),
+                lambda look: self.ban(target, self.creator),
+            )
+        if kind == "kick/membership" and self.ordinary:
+            target = self.ordinary.pick(rng)
+            kicker = self.pick_privileged()
+            name = self.words(1, 2)
+            return (
+                kind,
+                lambda look: ("m.room.member", target, kicker, {"membership": "leave"}),
+                lambda look: (
+                    "m.room.member",
+                    target,
+                    target,
+                    {"membership": "join", "displayname": name},
+                ),
+            )
+        if kind == "join rules/join":
+            return kind, self.flip_join_rule, self.joiner
+        return "topic war", self.topic, self.topic
+
+    def joiner(self, look: _Look) -> _Draft:
+        """A join the join rule of ``look`` allows: a newcomer's or a departed member's in a
+        public room, an invitee's otherwise (else a newcomer is invited)."""
+        if self.join_rule(look) == "public":
+            if self.left and self.rng.random() < 0.5:
+                return self.join(self.left.pick(self.rng))
+            if self.next_user < self.config.members:
+                return self.join(self.user(self.next_user))
+        if self.invited:
+            return self.join(self.invited.pick(self.rng))
+        return self.newcomer(look)
 
     def fork_step(self, fork: _Fork) -> Event:
-        active = [i for i, n in enumerate(fork.remaining) if n]
+        active = [b for b in fork.branches if b.remaining]
         branch = active[int(self.rng.random() * len(active))]
-        fork.remaining[branch] -= 1
-        if branch == 0:
-            draft = self.next_draft(in_fork=True)
-            event, ref = self.emit(draft, [fork.tips[0]], self.auth_edges(draft, self.state))
-            self.apply_state(event, ref)
-            if event.state_key is not None:
-                fork.state_senders.add(event.sender)
+        branch.remaining -= 1
+        look = self.branch_look(branch)
+        if branch.script:
+            draft: _Draft | None = branch.script.pop(0)(look)
+        elif branch.free:
+            draft = self.next_draft(look)
         else:
-            draft = self.message(fork.msg_senders[branch - 1])
-            event, ref = self.emit(draft, [fork.tips[branch]], fork.msg_auth[branch - 1])
-        fork.tips[branch] = ref
+            draft = self.message(self.pick_joined())
+        if self.trace:
+            self.before = {k: e[0].event_id for k, e in self.state.items()}
+            self.before.update((k, e[0].event_id) for k, e in branch.delta.items())
+        event, ref, auth = self.attempt(draft, [branch.tip], look)
+        key = event.state_tuple
+        if key is not None:
+            entry = (event, ref[1], auth)
+            branch.delta[key] = entry
+            branch.events.append(entry)
+        branch.tip = ref
         return event
 
     def merge(self, fork: _Fork) -> Event:
-        """The event that lists every branch tip as a prev event (the state is branch 0's)."""
+        """The event that lists every branch tip as a prev event; its state before is the
+        resolution of the branches' states (rule 4)."""
         self.fork = None
-        draft = self.message(self.pick_joined())
+        for key, entry in self.resolve(fork).items():
+            if entry is None:
+                del self.state[key]
+            else:
+                self.state[key] = entry
+                self.track(entry[0])
         # Every branch has at least one event, so the tips are distinct.
-        event, ref = self.emit(draft, fork.tips, self.auth_edges(draft, self.state))
-        self.tips = [ref]
-        return event
+        return self.main_line(self.message(self.pick_joined()))
+
+    def resolve(self, fork: _Fork) -> dict[StateKey, _Entry | None]:
+        """The keys whose entry the resolution of the branches' states changes (rule 4)."""
+        branches = fork.branches
+        self.tips = [b.tip for b in branches]
+        changed = sorted({key for b in branches for key in b.delta})
+        if not changed:
+            return {}  # every branch's state is the fork point's
+        state = self.state
+        # The keys in scope: the changed ones, those the auth rules read for any event a
+        # resolution may check, and the members sending or targeted by them (rule 4).
+        scope = set(changed)
+        scope.update((_CREATE, _POWER, _JOIN_RULES))
+        entries: list[_Entry] = []
+        for key in changed:
+            entry = state.get(key)
+            if entry is not None:
+                entries.append(entry)
+        for b in branches:
+            entries.extend(b.events)
+        for entry in entries:
+            event = entry[0]
+            scope.add((_MEMBER, event.sender))
+            if event.type == _MEMBER and event.state_key is not None:
+                scope.add((_MEMBER, event.state_key))
+        keys = sorted(scope)
+        known: dict[str, _Entry] = {}
+        for key in keys:
+            entry = state.get(key)
+            if entry is not None:
+                known[entry[0].event_id] = entry
+        for b in branches:
+            for entry in b.events:
+                known[entry[0].event_id] = entry
+        sets: list[dict[StateKey, str]] = []
+        for b in branches:
+            look = self.branch_look(b)
+            one: dict[StateKey, str] = {}
+            for key in keys:
+                entry = look(key)
+                if entry is not None:
+                    one[key] = entry[0].event_id
+            sets.append(one)
+        # The store: the entries in scope, the branches' state events, and the auth events of
+        # all of them (which a check falls back to when a key is missing from the state).
+        stored: list[Event] = []
+        for entry in known.values():
+            stored.append(entry[0])
+            stored.extend(entry[2])
+        stored.extend(self.mainline_segment(stored))
+        resolved = resolve_state(self.rv, sets, _ScopeStore(stored))
+        self.stats.resolutions += 1
+        result: dict[StateKey, _Entry | None] = {}
+        for key in keys:
+            new_id = resolved.get(key)
+            old = state.get(key)
+            if new_id is None:
+                if old is not None:
+                    result[key] = None
+            elif old is None or old[0].event_id != new_id:
+                result[key] = known[new_id]
+        self.count_contest(fork, branches, result)
+        return result
+
+    def mainline_segment(self, stored: list[Event]) -> list[Event]:
+        """The power-levels events from the state's down to the oldest one ``stored`` events
+        name as an auth event: the part of the mainline a resolution walks (rule 4).
+
+        Complexity: O(power-level changes between them)."""
+        history = self.pl_history
+        wanted = {a for event in stored for a in event.auth_event_ids if a in history}
+        entry = self.state.get(_POWER)
+        segment: list[Event] = []
+        current = None if entry is None else entry[0]
+        while current is not None and wanted:
+            wanted.discard(current.event_id)
+            segment.append(current)
+            parent = None
+            for a in current.auth_event_ids:
+                found = history.get(a)
+                if found is not None:
+                    parent = found
+                    break
+            current = parent
+        return segment
+
+    def count_contest(
+        self, fork: _Fork, branches: list[_Branch], result: Mapping[StateKey, _Entry | None]
+    ) -> None:
+        stats = self.stats
+        changing = [b for b in branches if b.delta]
+        if len(changing) < 2:
+            return
+        stats.concurrent_forks += 1
+        contested = sorted(
+            {k for b in changing for k in b.delta if sum(k in c.delta for c in changing) > 1}
+        )
+        if contested:
+            stats.contested_keys += len(contested)
+        # A branch change the resolution dropped: its key's resolved entry is not that branch's.
+        for b in changing:
+            for key, entry in b.delta.items():
+                won = result.get(key, self.state.get(key))
+                if won is not None and won[0].event_id == entry[0].event_id:
+                    stats.kept += 1
+                else:
+                    stats.dropped += 1
+        if fork.contested is not None:
+            stats.by_contest[fork.contested] = stats.by_contest.get(fork.contested, 0) + 1
+
+
+_CONTESTS = ("ban/power", "join rules/join", "topic war", "kick/membership")
