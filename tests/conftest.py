@@ -10,6 +10,11 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# Every bundled store as a fixture (tests/stores.py): a test that takes ``store_factory`` or
+# ``room_store_factory`` runs once per store kind.
+from .stores import room_store_factory as room_store_factory
+from .stores import store_factory as store_factory
+
 settings.register_profile(
     "ci",
     derandomize=True,

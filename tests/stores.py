@@ -1,9 +1,10 @@
 """Every bundled store, as a pytest fixture, so one test runs against each (verified fakes).
 
-Use it from a test module by importing the fixture (``room_store_factory`` for tests of the
-ingest pipeline and state, which need the state-group protocols)::
+``tests/conftest.py`` registers the fixtures, so a test module only names them
+(``room_store_factory`` for tests of the ingest pipeline and state, which need the state-group
+protocols)::
 
-    from tests.stores import StoreFactory, store_factory  # noqa: F401  (a pytest fixture)
+    from .stores import StoreFactory
 
     def test_something(store_factory: StoreFactory) -> None:
         store = store_factory()
