@@ -25,8 +25,10 @@ from .events.room_versions import RoomVersion
 
 __all__ = [
     "ChainIndexReader",
+    "ChainIndexReverseReader",
     "ChainLink",
     "ChainPosition",
+    "ChainReverseLink",
     "EventFacts",
     "EventReader",
     "EventStore",
@@ -203,6 +205,43 @@ class ChainIndexReader(Protocol):
         ...
 
 
+@attrs.frozen(order=True)
+class ChainReverseLink:
+    """A :class:`ChainLink` seen from its target chain (the same edge, read backwards).
+
+    The event at ``(origin_chain_id, origin_sequence)`` has the event at ``target_sequence`` of
+    the target chain in its auth chain (see :class:`ChainLink`).
+    """
+
+    target_sequence: int
+    origin_chain_id: int
+    origin_sequence: int
+
+
+@runtime_checkable
+class ChainIndexReverseReader(ChainIndexReader, Protocol):
+    """Reads the chain cover index backwards (optional, on top of :class:`ChainIndexReader`).
+
+    With it, :func:`~eventgraph.graph.auth_chain.auth_chain_difference` of state sets that share
+    most events costs in proportion to where they differ: it asks whether an event is below the
+    shared events by walking *up* from the event (reverse links) until it meets a shared event,
+    instead of walking down from every shared event.
+    """
+
+    def get_chain_reverse_links(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[ChainReverseLink, ...]]:
+        """For each ``chain_id: (low, high)``, the links *into* that chain with ``low <
+        target_sequence <= high``, sorted (chains with none are absent)."""
+        ...
+
+    def get_unindexed(self, event_ids: Collection[str], /) -> Collection[str]:
+        """The stored events among ``event_ids`` that the index does not hold (events that are
+        not state events, or wait for an auth event: contract rule 1 of
+        :class:`ChainIndexReader`). Unknown IDs are left out."""
+        ...
+
+
 # -- state groups (the state at events, stored as snapshots and deltas) --------------------------
 
 #: A key of the room state, ``(event type, state key)`` (the model's ``StateKey``).
@@ -293,6 +332,21 @@ class StateGroupReader(Protocol):
 
 
 @runtime_checkable
+class StateGroupChangesReader(Protocol):
+    """Tells where two state groups can differ (optional, on top of :class:`StateGroupReader`).
+
+    With it, the ingest pipeline turns a state resolution into a delta on its closest input by
+    looking only at the keys that can differ, instead of comparing whole states.
+    """
+
+    def get_changed_keys(self, first: int, second: int, /) -> Collection[_StateKey] | None:
+        """A superset of the keys at which the states of two stored groups differ, costing far
+        less than the states (for instance: the keys changed since their closest common
+        ancestor); ``None`` when the store cannot tell cheaply or a group is unknown."""
+        ...
+
+
+@runtime_checkable
 class StateGroupWriter(Protocol):
     """Writes events together with their state groups, in one atomic step."""
 
@@ -332,6 +386,7 @@ class RoomStore(StateStore, EventWriter, StateGroupWriter, Protocol):
 __all__ += [
     "EventStateGroups",
     "RoomStore",
+    "StateGroupChangesReader",
     "StateGroupDraft",
     "StateGroupReader",
     "StateGroupWriter",

@@ -67,7 +67,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -79,7 +79,13 @@ from .events.event import Event, StateKey
 from .events.hashes import content_hash, unpadded_base64
 from .events.redaction import redact
 from .events.room_versions import EventIdFormat, RoomVersion, room_version
-from .protocols import EventStateGroups, RoomStore, StateGroupDraft, StateWrite
+from .protocols import (
+    EventStateGroups,
+    RoomStore,
+    StateGroupChangesReader,
+    StateGroupDraft,
+    StateWrite,
+)
 from .state.authz import SignaturePresenceVerifier, SignatureVerifier, check_auth
 from .state.resolution import resolve_state
 
@@ -382,6 +388,9 @@ class _Run:
         self.connected: list[Outcome] = []
         self._draft = 0
         self.fast_paths = _Run.fast_paths
+        self._changes_reader = (
+            self.store if isinstance(self.store, StateGroupChangesReader) else None
+        )
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
         self._rejected: dict[str, bool] = {}
         # Events checked on the common path, not written yet (rule 4): their write, and what
@@ -691,10 +700,13 @@ class _Run:
             return cached
         states = self.store.get_state(distinct)
         resolved = resolve_state(self.rv, [states[g] for g in distinct], self.store)
+        differing = self._differing_keys(distinct)
         best: tuple[int, int] | None = None
         best_changes: dict[StateKey, str | None] = {}
         for g in distinct:
-            changes = _diff(states[g], resolved)
+            changes = None if differing is None else _diff_at(states[g], resolved, differing)
+            if changes is None:
+                changes = _diff(states[g], resolved)
             if best is None or (len(changes), g) < best:
                 best, best_changes = (len(changes), g), changes
         assert best is not None
@@ -708,6 +720,20 @@ class _Run:
             in_hand[group] = resolved
         resolutions[inputs] = group
         return group
+
+    def _differing_keys(self, groups: Sequence[int]) -> set[StateKey] | None:
+        """A superset of the keys where the states of stored ``groups`` differ, from the store
+        when it can tell cheaply (fast path), else ``None``."""
+        reader = self._changes_reader
+        if reader is None or not self.fast_paths:
+            return None
+        keys: set[StateKey] = set()
+        for g in groups[1:]:
+            changed = reader.get_changed_keys(groups[0], g)
+            if changed is None:
+                return None
+            keys.update(changed)
+        return keys
 
     def _current_ids(
         self,
@@ -973,13 +999,32 @@ class _Run:
 
 
 def _diff(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> dict[StateKey, str | None]:
-    """The changes that turn ``old`` into ``new`` (``None`` removes a key), in key order.
+    """The changes that turn ``old`` into ``new`` (``None`` removes a key)."""
+    changes: dict[StateKey, str | None] = {k: v for k, v in new.items() if old.get(k) != v}
+    for k in old:
+        if k not in new:
+            changes[k] = None
+    return changes
 
-    Set operations on the items views do the O(state size) part in C; only the (few) changes
-    are sorted."""
-    changes: dict[StateKey, str | None] = dict(sorted(new.items() - old.items()))
-    for k in sorted(old.keys() - new.keys()):
-        changes[k] = None
+
+def _diff_at(
+    old: Mapping[StateKey, str], new: Mapping[StateKey, str], keys: Collection[StateKey]
+) -> dict[StateKey, str | None] | None:
+    """:func:`_diff` of an input state of a resolution and its result, looking only at
+    ``keys`` — a superset of the keys where the inputs differ — or ``None`` when the result
+    has keys no input has (then compare whole states).
+
+    Every algorithm keeps the unconflicted state (rule 7), so outside ``keys`` the result holds
+    every entry of ``old``; if it also holds as many entries there, it holds nothing else."""
+    inside_old = sum(1 for k in keys if k in old)
+    inside_new = sum(1 for k in keys if k in new)
+    if len(new) - inside_new != len(old) - inside_old:
+        return None
+    changes: dict[StateKey, str | None] = {}
+    for k in sorted(keys):
+        value = new.get(k)
+        if old.get(k) != value:
+            changes[k] = value
     return changes
 
 

@@ -23,7 +23,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from ..protocols import ChainIndexReader, ChainLink, ChainPosition, EventFacts, EventReader
+from ..protocols import (
+    ChainIndexReader,
+    ChainIndexReverseReader,
+    ChainLink,
+    ChainPosition,
+    EventFacts,
+    EventReader,
+)
 
 __all__ = [
     "auth_chain_difference",
@@ -264,6 +271,10 @@ class _IndexStore(EventReader, ChainIndexReader, Protocol):
     """What the indexed paths need: facts and the index."""
 
 
+class _ReverseStore(_IndexStore, ChainIndexReverseReader, Protocol):
+    """The index read both ways."""
+
+
 class _Reach:
     """One walk over the links: per chain, how high it stands and how high it has reached.
 
@@ -336,13 +347,11 @@ def _split(
     Unindexed events reached by an edge are in the answer; indexed ones reached by an edge
     start the walk inclusively. One or two round trips per level of unindexed events.
     """
-    ids = sorted(set(event_ids))
+    ids = event_ids if isinstance(event_ids, (set, frozenset)) else set(event_ids)
     positions = store.get_chain_positions(ids)
-    for i in ids:
-        pos = positions.get(i)
-        if pos is not None:
-            walk.start(pos, inclusive=inclusive)
-    rest = [i for i in ids if i not in positions]
+    for pos in positions.values():
+        walk.start(pos, inclusive=inclusive)
+    rest = sorted(i for i in ids if i not in positions)
     given = dict(store.get_facts(rest)) if rest else {}
     unindexed: set[str] = set()
     if inclusive:
@@ -387,22 +396,204 @@ def _indexed_auth_chain_ids(
 def _indexed_auth_chain_difference(
     store: _IndexStore, state_sets: Sequence[Collection[str]], *, inclusive: bool
 ) -> frozenset[str]:
+    """The auth difference from the index, split into what every set holds and the rest.
+
+    With U the events in every set and Xᵢ = Sᵢ − U, and A(X) the auth chains of X (with X
+    itself when ``inclusive``), every Cᵢ = A(Sᵢ) = A(U) ∪ A(Xᵢ), so
+
+        ∪Cᵢ − ∩Cᵢ = (∪A(Xᵢ) − ∩A(Xᵢ)) − A(U).
+
+    The first part (the *candidates*) comes from walking the small Xᵢ: per chain, the events
+    above the lowest reach of the Xᵢ and up to the highest. What remains is to drop the
+    candidates below U without walking U: see :func:`_drop_below_shared`.
+    """
     if len(state_sets) < 2:
         return frozenset()
-    walks = [_Reach() for _ in state_sets]
-    unindexed = [
-        _split(store, s, inclusive=inclusive, walk=w)[0]
-        for s, w in zip(state_sets, walks, strict=True)
+    sets = [s if isinstance(s, (set, frozenset)) else set(s) for s in state_sets]
+    shared = set(sets[0]).intersection(*sets[1:])
+    extras = [s.difference(shared) for s in sets]
+    if not any(extras):
+        return frozenset()  # every set holds the same events
+    walks = [_Reach() for _ in extras]
+    loose_sets = [
+        _split(store, x, inclusive=inclusive, walk=w)[0] for x, w in zip(extras, walks, strict=True)
     ]
-    _materialize(store, walks, {})
-    ranges: dict[int, tuple[int, int]] = {}
+    links: dict[int, tuple[ChainLink, ...]] = {}
+    _materialize(store, walks, links)
+    candidates: dict[int, tuple[int, int]] = {}
     for c in sorted({c for w in walks for c in w.reach}):
         values = [w.reach.get(c, 0) for w in walks]
-        ranges[c] = (min(values), max(values))
-    diff = _members(store, ranges)
-    everywhere = set(unindexed[0]).intersection(*unindexed[1:])
-    diff |= set().union(*unindexed) - everywhere
-    return frozenset(diff)
+        low, high = min(values), max(values)
+        if high > low:
+            candidates[c] = (low, high)
+    loose = set().union(*loose_sets) - set(loose_sets[0]).intersection(*loose_sets[1:])
+    if not candidates and not loose:
+        return frozenset()
+    below = _Reach()  # what is known to be in A(U)
+    if isinstance(store, ChainIndexReverseReader):
+        unindexed_shared: Collection[str] = store.get_unindexed(shared) if shared else ()
+        if unindexed_shared:
+            loose -= _split(store, unindexed_shared, inclusive=inclusive, walk=below)[0]
+            _materialize(store, [below], links)
+        if candidates:
+            budget = _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE
+            search = _UpwardSearch(store, shared, budget)
+            candidates = _drop_below_shared(
+                store, search, candidates, below, links, inclusive=inclusive
+            )
+    else:
+        loose -= _split(store, shared, inclusive=inclusive, walk=below)[0]
+        _materialize(store, [below], links)
+        candidates = _above(candidates, below)
+    return frozenset(_members(store, candidates) | loose)
+
+
+#: The upward search gives up after examining this many chain members and links per shared
+#: event (plus the base) and walks down from every shared event instead.
+_UPWARD_BUDGET_FACTOR = 2
+_UPWARD_BUDGET_BASE = 4096
+_NO_SEQUENCE = 1 << 62  # above every sequence
+
+
+def _above(candidates: Mapping[int, tuple[int, int]], below: _Reach) -> dict[int, tuple[int, int]]:
+    """The candidate ranges with what ``below`` reaches cut off (empty ranges dropped)."""
+    out: dict[int, tuple[int, int]] = {}
+    for c, (low, high) in candidates.items():
+        low = max(low, below.reach.get(c, 0))
+        if high > low:
+            out[c] = (low, high)
+    return out
+
+
+class _OverBudgetError(Exception):
+    """The upward search examined more than its budget."""
+
+
+class _UpwardSearch:
+    """Walks the index upwards (reverse links) looking for a shared event above a position.
+
+    Facts kept between the walks of one difference (they stay true whatever is asked next):
+
+    * ``tested[c]``: every member of chain c at a sequence ≥ ``tested[c]`` was compared with
+      the shared events (those found were handed to the caller);
+    * ``clear[c]``: every event above chain c's position ``clear[c]`` (through links into c
+      with a target at or above it) was examined by a walk that found no shared event.
+
+    A walk from a candidate the caller has not yet found to be below a known shared event
+    never meets a shared event it was handed before (that event would be above the candidate),
+    so skipping tested members loses nothing.
+    """
+
+    def __init__(self, store: _ReverseStore, shared: Collection[str], budget: int) -> None:
+        self.store = store
+        self.shared = shared
+        self.budget = budget
+        self.work = 0
+        self.tested: dict[int, int] = {}
+        self.clear: dict[int, int] = {}
+
+    def walk(self, chain: int, member_from: int, link_from: int) -> list[ChainPosition]:
+        """Shared events above ``chain``: members at ``member_from`` or higher, or reached from
+        links into it at ``link_from`` or higher, and so on upwards.
+
+        Returns the highest shared member of each chain where the first were found (empty if
+        none is above). Two round trips per level of chains.
+
+        Raises:
+            _OverBudgetError: the search examined more than its budget.
+        """
+        store, shared, tested, clear = self.store, self.shared, self.tested, self.clear
+        opened: dict[int, int] = {}  # links followed by this walk (committed if it finds none)
+        todo: dict[int, tuple[int, int]] = {chain: (member_from, link_from)}
+        while todo:
+            ranges = {
+                c: (m - 1, tested.get(c, _NO_SEQUENCE) - 1)
+                for c, (m, _) in sorted(todo.items())
+                if m < tested.get(c, _NO_SEQUENCE)
+            }
+            if ranges:
+                got = store.get_chain_members(ranges)
+                hits: list[ChainPosition] = []
+                for c, ids in sorted(got.items()):
+                    self.work += len(ids)
+                    top = 0
+                    for k, event_id in enumerate(ids, start=ranges[c][0] + 1):
+                        if event_id in shared:
+                            top = k
+                    if top:
+                        hits.append(ChainPosition(c, top))
+                for c, (low, _) in ranges.items():
+                    tested[c] = low + 1
+                if hits:
+                    return hits
+            follow: dict[int, tuple[int, int]] = {}
+            for c, (_, f) in sorted(todo.items()):
+                known = min(clear.get(c, _NO_SEQUENCE), opened.get(c, _NO_SEQUENCE))
+                if f < known:
+                    follow[c] = (f - 1, known - 1)
+                    opened[c] = f
+            todo = {}
+            if follow:
+                for _, into in sorted(store.get_chain_reverse_links(follow).items()):
+                    self.work += len(into)
+                    for r in into:
+                        o, q = r.origin_chain_id, r.origin_sequence
+                        seen = todo.get(o)
+                        if seen is None or q < seen[0]:
+                            todo[o] = (q, q)
+            if self.work > self.budget:
+                raise _OverBudgetError
+        for c, f in opened.items():
+            if f < clear.get(c, _NO_SEQUENCE):
+                clear[c] = f
+        return []
+
+
+def _drop_below_shared(
+    store: _ReverseStore,
+    search: _UpwardSearch,
+    candidates: Mapping[int, tuple[int, int]],
+    below: _Reach,
+    links: dict[int, tuple[ChainLink, ...]],
+    *,
+    inclusive: bool,
+) -> dict[int, tuple[int, int]]:
+    """The candidate ranges without the events in A(U), U the shared events.
+
+    A(U) meets each chain in a prefix (chains are auth paths), so per chain it is enough to
+    find the lowest candidate not in A(U). For chain c, take the lowest candidate x not yet
+    known to be in A(U) and search upwards from it for a shared event (one whose A holds x).
+    None: x and every candidate above it on c are in the answer. Some: walk down from those
+    shared events (``below`` grows, for every chain at once) and try again. Forks make the
+    usual candidate a new event nothing shared is above, whose search ends quickly; the
+    searches share what they learnt (:class:`_UpwardSearch`), so together they examine each
+    chain position and link above the candidates at most once.
+
+    If the searches exceed their budget (a candidate far below the shared events with much
+    of the room above it), the rest is done the plain way: walk down from every shared event.
+    """
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        for c, (low, high) in sorted(candidates.items()):
+            while True:
+                low = max(low, below.reach.get(c, 0))
+                if low >= high:
+                    break
+                x = low + 1
+                found = search.walk(c, x if inclusive else x + 1, x)
+                if not found:
+                    out[c] = (low, high)
+                    break
+                for pos in found:
+                    below.start(pos, inclusive=inclusive)
+                _materialize(store, [below], links)
+    except _OverBudgetError:
+        positions = store.get_chain_positions(search.shared)
+        for pos in positions.values():
+            below.start(pos, inclusive=inclusive)
+        _materialize(store, [below], links)
+        return _above(candidates, below)
+    return out
 
 
 def _indexed_conflicted_subgraph(

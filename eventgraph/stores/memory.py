@@ -14,7 +14,8 @@ Rules of this module:
 4. State groups (snapshots and deltas of the state before events, :mod:`.memory_state`) are
    composed in, written with their events in one atomic call (:meth:`add_events_with_state`).
 5. The store never imports an algorithm. It maintains the chain cover index of the auth DAG
-   (:class:`~eventgraph.protocols.ChainIndexReader`) in its write path with the pure logic of
+   (:class:`~eventgraph.protocols.ChainIndexReader`, read backwards too:
+   :class:`~eventgraph.protocols.ChainIndexReverseReader`) in its write path with the pure logic of
    :mod:`eventgraph.chain_cover` (protocol layer), whatever order events arrive in.
 """
 
@@ -31,6 +32,7 @@ from ..events.room_versions import RoomVersion
 from ..protocols import (
     ChainLink,
     ChainPosition,
+    ChainReverseLink,
     EventFacts,
     EventStateGroups,
     StateWrite,
@@ -109,6 +111,17 @@ class MemoryStore:
         self, ranges: Mapping[int, tuple[int, int]], /
     ) -> Mapping[int, tuple[str, ...]]:
         return self._chain_index.members(ranges)
+
+    # -- ChainIndexReverseReader --------------------------------------------------------------
+
+    def get_chain_reverse_links(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[ChainReverseLink, ...]]:
+        return self._chain_index.reverse_links(ranges)
+
+    def get_unindexed(self, event_ids: Collection[str], /) -> Collection[str]:
+        facts = self._facts
+        return {i for i in self._chain_index.not_indexed(event_ids) if i in facts}
 
     # -- conveniences for tools ---------------------------------------------------------------
 
@@ -297,6 +310,9 @@ class MemoryStore:
 
     def get_parked_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
         return self._state_groups.get_parked_children(event_ids)
+
+    def get_changed_keys(self, first: int, second: int, /) -> Collection[StateKey] | None:
+        return self._state_groups.get_changed_keys(first, second)
 
     def state_group_stats(self) -> StateGroupStats:
         """Counts of the stored state groups (see :class:`StateGroupStats`)."""

@@ -163,6 +163,48 @@ class MemoryStateGroups:
         index = self._parked_children
         return {i: tuple(sorted(index[i])) for i in event_ids if index.get(i)}
 
+    def get_changed_keys(self, first: int, second: int, /) -> frozenset[_Key] | None:
+        """See :meth:`eventgraph.protocols.StateGroupChangesReader.get_changed_keys`: the keys
+        changed on the way from the two groups' closest common ancestor to each (``None`` when
+        they share none, or a group is unknown).
+
+        Complexity: O(the two delta chains and their compactions), never O(state size).
+
+        >>> from eventgraph.protocols import StateGroupDraft, StateWrite
+        >>> groups = MemoryStateGroups()
+        >>> w = StateWrite(groups=(
+        ...     StateGroupDraft(-1, "!r:a", None, {("m.room.create", ""): "$c"}),
+        ...     StateGroupDraft(-2, "!r:a", -1, {("m.room.topic", ""): "$t"}),
+        ...     StateGroupDraft(-3, "!r:a", -1, {("m.room.name", ""): "$n"}),
+        ... ))
+        >>> ids = groups.apply(groups.prepare(w, connected=lambda event_id: True))
+        >>> sorted(groups.get_changed_keys(ids[-2], ids[-3]))
+        [('m.room.name', ''), ('m.room.topic', '')]
+        """
+        a = self._groups.get(first)
+        b = self._groups.get(second)
+        if a is None or b is None:
+            return None
+        above_a: set[int] = set()
+        g: _Group | None = a
+        while g is not None:
+            above_a.add(id(g))
+            g = g.parent
+        keys: set[_Key] = set()
+        g = b
+        while g is not None and id(g) not in above_a:
+            keys.update(g.changes)
+            g = g.parent
+        if g is None:
+            return None
+        common = g
+        g = a
+        while g is not common:
+            assert g is not None
+            keys.update(g.changes)
+            g = g.parent
+        return frozenset(keys)
+
     def is_parked(self, event_id: str) -> bool:
         """Whether ``event_id`` is a parked outlier."""
         return event_id in self._parked
