@@ -430,7 +430,10 @@ def _indexed_auth_chain_difference(
     if not candidates and not loose:
         return frozenset()
     below = _Reach()  # what is known to be in A(U)
-    if isinstance(store, ChainIndexReverseReader):
+    if (
+        isinstance(store, ChainIndexReverseReader)
+        and len(candidates) * _UPWARD_CHAIN_COST <= len(shared) + _UPWARD_BUDGET_BASE // 8
+    ):
         unindexed_shared: Collection[str] = store.get_unindexed(shared) if shared else ()
         if unindexed_shared:
             loose -= _split(store, unindexed_shared, inclusive=inclusive, walk=below)[0]
@@ -448,6 +451,9 @@ def _indexed_auth_chain_difference(
     return frozenset(_members(store, candidates) | loose)
 
 
+#: The upward search is chosen when the candidate chains, times this, are at most the shared
+#: events: a search costs about as much Python work as walking down from this many of them.
+_UPWARD_CHAIN_COST = 6
 #: The upward search gives up after examining this many chain members and links per shared
 #: event (plus the base) and walks down from every shared event instead.
 _UPWARD_BUDGET_FACTOR = 2
@@ -492,6 +498,56 @@ class _UpwardSearch:
         self.tested: dict[int, int] = {}
         self.clear: dict[int, int] = {}
 
+    def _hits(self, ranges: Mapping[int, tuple[int, int]]) -> list[ChainPosition]:
+        """Compare the members of ``ranges`` with the shared events (one round trip); the
+        highest shared member of each chain that has one."""
+        shared, tested = self.shared, self.tested
+        hits: list[ChainPosition] = []
+        for c, ids in sorted(self.store.get_chain_members(ranges).items()):
+            self.work += len(ids)
+            top = 0
+            for k, event_id in enumerate(ids, start=ranges[c][0] + 1):
+                if event_id in shared:
+                    top = k
+            if top:
+                hits.append(ChainPosition(c, top))
+        for c, (low, _) in ranges.items():
+            tested[c] = low + 1
+        return hits
+
+    def first_level(
+        self, starts: Mapping[int, tuple[int, int]]
+    ) -> tuple[list[ChainPosition], list[int]]:
+        """The first level of the walks from ``chain: (member_from, link_from)``, all at once.
+
+        Returns the shared events found (as :meth:`walk`) and the chains whose walk ends here
+        with none: no shared member from ``member_from`` up, no link into the chain from
+        ``link_from`` up. Two round trips.
+        """
+        tested, clear = self.tested, self.clear
+        ranges = {
+            c: (m - 1, tested.get(c, _NO_SEQUENCE) - 1)
+            for c, (m, _) in starts.items()
+            if m < tested.get(c, _NO_SEQUENCE)
+        }
+        hits = self._hits(ranges) if ranges else []
+        hit_chains = {h.chain_id for h in hits}
+        follow = {
+            c: (f - 1, clear.get(c, _NO_SEQUENCE) - 1)
+            for c, (_, f) in starts.items()
+            if c not in hit_chains
+        }
+        into = self.store.get_chain_reverse_links(follow) if follow else {}
+        closed: list[int] = []
+        for c, (low, _) in sorted(follow.items()):
+            if c not in into:
+                closed.append(c)
+                if low + 1 < clear.get(c, _NO_SEQUENCE):
+                    clear[c] = low + 1
+            else:
+                self.work += len(into[c])
+        return hits, closed
+
     def walk(self, chain: int, member_from: int, link_from: int) -> list[ChainPosition]:
         """Shared events above ``chain``: members at ``member_from`` or higher, or reached from
         links into it at ``link_from`` or higher, and so on upwards.
@@ -502,7 +558,7 @@ class _UpwardSearch:
         Raises:
             _OverBudgetError: the search examined more than its budget.
         """
-        store, shared, tested, clear = self.store, self.shared, self.tested, self.clear
+        store, tested, clear = self.store, self.tested, self.clear
         opened: dict[int, int] = {}  # links followed by this walk (committed if it finds none)
         todo: dict[int, tuple[int, int]] = {chain: (member_from, link_from)}
         while todo:
@@ -512,18 +568,7 @@ class _UpwardSearch:
                 if m < tested.get(c, _NO_SEQUENCE)
             }
             if ranges:
-                got = store.get_chain_members(ranges)
-                hits: list[ChainPosition] = []
-                for c, ids in sorted(got.items()):
-                    self.work += len(ids)
-                    top = 0
-                    for k, event_id in enumerate(ids, start=ranges[c][0] + 1):
-                        if event_id in shared:
-                            top = k
-                    if top:
-                        hits.append(ChainPosition(c, top))
-                for c, (low, _) in ranges.items():
-                    tested[c] = low + 1
+                hits = self._hits(ranges)
                 if hits:
                     return hits
             follow: dict[int, tuple[int, int]] = {}
@@ -574,7 +619,18 @@ def _drop_below_shared(
     """
     out: dict[int, tuple[int, int]] = {}
     try:
-        for c, (low, high) in sorted(candidates.items()):
+        # The first level of every search at once: most candidates of a fork are new events
+        # with no link into their chain above them, whose search ends there.
+        pending = _above(candidates, below)
+        first = {c: (low + 1 if inclusive else low + 2, low + 1) for c, (low, _) in pending.items()}
+        found, closed = search.first_level(first)
+        if found:
+            for pos in found:
+                below.start(pos, inclusive=inclusive)
+            _materialize(store, [below], links)
+        for c in closed:
+            out[c] = pending.pop(c)  # nothing shared above its lowest candidate
+        for c, (low, high) in sorted(pending.items()):
             while True:
                 low = max(low, below.reach.get(c, 0))
                 if low >= high:
