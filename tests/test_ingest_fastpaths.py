@@ -17,7 +17,15 @@ import pytest
 from eventgraph.events.canonical_json import JsonValue, encode_canonical_json
 from eventgraph.events.event import Event
 from eventgraph.events.hashes import content_hash
-from eventgraph.room import NoSignatureChecks, Room, Status, _Run, _spliced_content_hash
+from eventgraph.room import (
+    NoSignatureChecks,
+    Room,
+    Status,
+    _Candidate,
+    _Run,
+    _spliced_content_hash,
+    _topological,
+)
 from eventgraph.state.authz import SignaturePresenceVerifier, SignatureVerifier
 from eventgraph.state.state_at import state_ids_after, state_ids_before
 from eventgraph.stores.memory import MemoryStore
@@ -244,3 +252,77 @@ def test_state_given_across_a_gap_then_the_gap(chunk: int) -> None:
     fetched = b.state_after(hidden)
     statuses = assert_same(pdus, "11", chunk=chunk, state_before={after_gap: fetched})
     assert set(statuses) == {Status.ACCEPTED}
+
+
+# -- the write contract (rule 4) ------------------------------------------------------------------
+
+
+class _FailingStore(MemoryStore):
+    """Refuses its ``fail_at``-th write (counting from 1) as a broken disk would."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.writes = 0
+
+    def add_events_with_state(self, events: Any, /, **kw: Any) -> Any:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            raise OSError("disk on fire")
+        return super().add_events_with_state(events, **kw)
+
+
+def _prefix_ok(store: MemoryStore, events: Sequence[Event]) -> int:
+    """The stored events are a prefix of the pipeline's processing order of ``events`` and
+    equal what ingesting that prefix alone gives; returns its length."""
+    order, _ = _topological({e.event_id: _Candidate(i, e, False) for i, e in enumerate(events)})
+    by_id = {e.event_id: e for e in events}
+    events = [by_id[i] for i in order]
+    stored = [e for e in events if e.event_id in store]
+    n = len(stored)
+    assert [e.event_id for e in events[:n]] == [e.event_id for e in stored]
+    ref = room_memory_store()
+    Room(ref, "11", verifier=TRUST).add([e.to_pdu() for e in events[:n]])
+    ids = [e.event_id for e in events[:n]]
+    assert _view(store, ids) == _view(ref, ids)
+    store.check_invariants()
+    return n
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 5])
+def test_failed_write_leaves_a_prefix(fail_at: int) -> None:
+    """A write that fails stores none of its events (nor any later one); the events of the
+    writes before it are stored: the store is what ingesting a prefix gives."""
+    events = list(generate_room("11", events=700, members=30, fork_rate=0.05))
+    store = _FailingStore(fail_at)
+    with pytest.raises(OSError, match="disk on fire"):
+        Room(store, "11", verifier=TRUST).add([e.to_pdu() for e in events])
+    n = _prefix_ok(store, events)
+    assert n < len(events)
+
+
+def test_error_in_an_algorithm_stores_the_events_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error raised while checking an event: the pending events before it are written,
+    then the error propagates."""
+    import eventgraph.room as room_module
+
+    events = list(generate_room("11", events=300, members=20, fork_rate=0.0))
+    original = room_module.check_auth
+    calls = 0
+
+    def failing(*args: Any, **kw: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 200:
+            raise RuntimeError("bug")
+        original(*args, **kw)
+
+    monkeypatch.setattr(room_module, "check_auth", failing)
+    store = room_memory_store()
+    with pytest.raises(RuntimeError, match="bug"):
+        Room(store, "11", verifier=TRUST).add([e.to_pdu() for e in events])
+    monkeypatch.undo()
+    n = _prefix_ok(store, events)
+    assert 150 < n < 300  # everything checked before the failing check is stored
