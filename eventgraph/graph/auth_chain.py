@@ -15,13 +15,15 @@ Rules of this module:
    functions, the reference the tests hold the index to) and the chain cover index when the store
    implements :class:`~eventgraph.protocols.ChainIndexReader`. The public functions choose the
    index when the store offers it; the answers are equal by contract and by property test.
+   What a store offers is decided once per store *class* (protocol ``isinstance`` checks cost
+   microseconds each): every instance of a class is taken to have its class's methods.
 5. Every walk is iterative, advances a whole frontier per store call, and terminates on cycles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from ..protocols import (
     ChainIndexReader,
@@ -76,7 +78,7 @@ def auth_chain_ids(
         >>> sorted(auth_chain_ids(store, ["$join", "$unknown"], include_given=True))
         ['$create', '$join']
     """
-    if isinstance(store, ChainIndexReader):
+    if _reads_forward(store):
         return _indexed_auth_chain_ids(store, event_ids, include_given=include_given)
     return bfs_auth_chain_ids(store, event_ids, include_given=include_given)
 
@@ -123,7 +125,7 @@ def auth_chain_difference(
         >>> sorted(auth_chain_difference(store, [["$pl1"], ["$topic"]]))
         ['$pl1', '$pl2']
     """
-    if isinstance(store, ChainIndexReader):
+    if _reads_forward(store):
         return _indexed_auth_chain_difference(store, state_sets, inclusive=inclusive)
     return bfs_auth_chain_difference(store, state_sets, inclusive=inclusive)
 
@@ -165,9 +167,37 @@ def conflicted_subgraph(
         >>> sorted(conflicted_subgraph(store, ["$a", "$c"]))
         ['$a', '$b', '$c']
     """
-    if isinstance(store, ChainIndexReader):
+    if _reads_forward(store):
         return _indexed_conflicted_subgraph(store, conflicted_event_ids)
     return bfs_conflicted_subgraph(store, conflicted_event_ids)
+
+
+_PLAIN, _FORWARD, _BOTH_WAYS = 0, 1, 2
+_OFFERS: dict[type, int] = {}
+
+
+def _offers(store: object) -> int:
+    """How the store's chain index can be read: not at all, forwards, or both ways (rule 4)."""
+    kind = type(store)
+    got = _OFFERS.get(kind)
+    if got is None:
+        if isinstance(store, ChainIndexReverseReader):
+            got = _BOTH_WAYS
+        elif isinstance(store, ChainIndexReader):
+            got = _FORWARD
+        else:
+            got = _PLAIN
+        if len(_OFFERS) < 1024:
+            _OFFERS[kind] = got
+    return got
+
+
+def _reads_forward(store: object) -> TypeGuard[_IndexStore]:
+    return _offers(store) >= _FORWARD
+
+
+def _reads_both_ways(store: object) -> TypeGuard[_ReverseStore]:
+    return _offers(store) == _BOTH_WAYS
 
 
 # -- the plain breadth-first reference ---------------------------------------------------------
@@ -431,7 +461,7 @@ def _indexed_auth_chain_difference(
         return frozenset()
     below = _Reach()  # what is known to be in A(U)
     if (
-        isinstance(store, ChainIndexReverseReader)
+        _reads_both_ways(store)
         and len(candidates) * _UPWARD_CHAIN_COST <= len(shared) + _UPWARD_BUDGET_BASE // 8
     ):
         unindexed_shared: Collection[str] = store.get_unindexed(shared) if shared else ()
