@@ -307,9 +307,10 @@ def test_error_in_an_algorithm_stores_the_events_before_it(
     """An error raised while checking an event: the pending events before it are written,
     then the error propagates."""
     import eventgraph.room as room_module
+    import eventgraph.state.authz
 
     events = list(generate_room("11", events=300, members=20, fork_rate=0.0))
-    original = room_module.check_auth
+    original = eventgraph.state.authz.check_auth
     calls = 0
 
     def failing(*args: Any, **kw: Any) -> None:
