@@ -6,14 +6,23 @@ and the chain-cover worked example of ``test_event_chain.py::test_simple`` (§6.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import contextlib
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventgraph import Event, MemoryStore
 from eventgraph.graph import auth_chain as ac
+from eventgraph.protocols import (
+    ChainIndexReader,
+    ChainIndexReverseReader,
+    ChainLink,
+    ChainPosition,
+    ChainReverseLink,
+    EventFacts,
+)
 from eventgraph.testing import RoomDag, make_event, room_dags
 
 # a→e means "a lists e in auth_events" (synapse.md §6.4), with the depths given there.
@@ -272,3 +281,250 @@ def test_bad_input_to_auth_chains() -> None:
     cyclic.check_invariants()
     assert {"$x:a", "$y:a", "$z:a"} == ac.auth_chain_ids(cyclic, ["$x:a"])
     assert {"$x:a", "$y:a", "$z:a"} == ac.conflicted_subgraph(cyclic, ["$x:a"])
+
+
+# -- the split difference: candidates from where the sets differ, dropped when below U ----------
+
+
+class _ForwardOnly:
+    """A store whose index reads only forwards (as a store without the reverse reads)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.get_events = inner.get_events
+        self.get_facts = inner.get_facts
+        self.get_chain_positions = inner.get_chain_positions
+        self.get_chain_links = inner.get_chain_links
+        self.get_chain_members = inner.get_chain_members
+
+
+class _Watched:
+    """A MemoryStore seen through a counter of the IDs it is asked about and the chain rows it
+    returns (to prove a difference does not look at every shared event)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.ids_asked = 0
+        self.rows = 0
+        self.calls = 0
+
+    def _ask(self, n: int, rows: int = 0) -> None:
+        self.calls += 1
+        self.ids_asked += n
+        self.rows += rows
+
+    def get_events(self, ids: Collection[str], /) -> Mapping[str, Event]:
+        self._ask(len(ids))
+        return self.inner.get_events(ids)
+
+    def get_facts(self, ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        self._ask(len(ids))
+        return self.inner.get_facts(ids)
+
+    def get_chain_positions(self, ids: Collection[str], /) -> Mapping[str, ChainPosition]:
+        self._ask(len(ids))
+        return self.inner.get_chain_positions(ids)
+
+    def get_chain_links(self, chains: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
+        got = self.inner.get_chain_links(chains)
+        self._ask(0, sum(map(len, got.values())))
+        return got
+
+    def get_chain_members(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[str, ...]]:
+        got = self.inner.get_chain_members(ranges)
+        self._ask(0, sum(map(len, got.values())))
+        return got
+
+    def get_chain_reverse_links(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[ChainReverseLink, ...]]:
+        got = self.inner.get_chain_reverse_links(ranges)
+        self._ask(0, sum(map(len, got.values())))
+        return got
+
+    def get_unindexed(self, ids: Collection[str], /) -> Collection[str]:
+        self._ask(0)  # a set difference in the store: no row per ID
+        return self.inner.get_unindexed(ids)
+
+
+@contextlib.contextmanager
+def _upward(*, budget: int | None) -> Iterator[None]:
+    """Always take the upward search (never the cost model's walk down), with a budget."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ac, "_UPWARD_CHAIN_COST", 0)
+        if budget is not None:
+            mp.setattr(ac, "_UPWARD_BUDGET_FACTOR", 0)
+            mp.setattr(ac, "_UPWARD_BUDGET_BASE", budget)
+        yield
+
+
+def _every_path(store: MemoryStore, sets: list[list[str]], inclusive: bool) -> list[frozenset[str]]:
+    """The difference by each path: as chosen, upward always, upward giving up at once or
+    half-way, forward index only, BFS."""
+    out = [ac.auth_chain_difference(store, sets, inclusive=inclusive)]
+    for budget in (None, 0, 3):
+        with _upward(budget=budget):
+            out.append(ac.auth_chain_difference(store, sets, inclusive=inclusive))
+    forward = _ForwardOnly(store)
+    assert isinstance(forward, ChainIndexReader)
+    assert not isinstance(forward, ChainIndexReverseReader)
+    out.append(ac.auth_chain_difference(forward, sets, inclusive=inclusive))
+    out.append(ac.bfs_auth_chain_difference(store, sets, inclusive=inclusive))
+    return out
+
+
+@st.composite
+def _forked_case(draw: st.DrawFn) -> tuple[RoomDag, list[int], list[list[str]]]:
+    """State sets that share most events (a common part plus a few extras each), as forks."""
+    dag = draw(
+        room_dags(state_rate=draw(st.sampled_from([0.6, 0.9, 1.0])), max_auths=4, max_events=30)
+    )
+    pool = sorted([*dag.event_ids, *dag.missing_ids, "$unknown"])
+    common = draw(st.lists(st.sampled_from(pool), max_size=12))
+    sets = [
+        common + draw(st.lists(st.sampled_from(pool), max_size=3))
+        for _ in range(draw(st.integers(2, 4)))
+    ]
+    return dag, draw(st.permutations(range(len(dag.events)))), sets
+
+
+@settings(max_examples=300, deadline=None)
+@given(_forked_case(), st.booleans())
+def test_split_difference_equals_bfs_and_spec(
+    case: tuple[RoomDag, list[int], list[list[str]]], inclusive: bool
+) -> None:
+    """Forked state sets, events stored in any order (so some wait unindexed): every path of
+    the difference equals the BFS and the spec reference, in both readings."""
+    dag, order, sets = case
+    store = MemoryStore()
+    dag.store_into(store, order)
+    events = {e.event_id: e for e in dag.events}
+    expected = ref_difference(events, sets, inclusive)
+    for got in _every_path(store, sets, inclusive):
+        assert expected == got
+
+
+def _hand_store(events: list[tuple[str, str, list[str]]]) -> MemoryStore:
+    """Events ``(name, state key, auth names)`` of one room, stored in the order given."""
+    store = MemoryStore()
+    for name, key, auth in events:
+        store.add_events([make_event(f"${name}", auth=[f"${a}" for a in auth], state_key=key)])
+    store.check_invariants()
+    return store
+
+
+# create; pl1 -> pl2 on one chain; members on their own chains; topics.
+_HAND = [
+    ("c", "c", []),
+    ("pl1", "pl", ["c"]),
+    ("pl2", "pl", ["c", "pl1"]),
+    ("m1", "m1", ["c", "pl1"]),  # links to pl1
+    ("m2", "m2", ["c", "m1"]),  # pl1 two links away
+    ("m3", "m3", ["c"]),
+    ("ta", "t", ["c", "pl1"]),
+    ("tb", "t2", ["c"]),
+]
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+@pytest.mark.parametrize(
+    ("shared", "a", "b", "expected_incl", "expected_excl"),
+    [
+        # pl1 is a candidate (below ta, not tb) and below a shared member: one link up.
+        ("c m1", "ta", "tb", "ta tb", ""),
+        # two links up (m2 -> m1 -> pl1).
+        ("c m2", "ta", "tb", "ta tb", ""),
+        # nothing shared above pl1: it stays.
+        ("c m3", "ta", "tb", "pl1 ta tb", "pl1"),
+        # pl1 shared itself: below U in the inclusive reading only.
+        ("c pl1", "ta", "tb", "ta tb", "pl1"),
+        # the candidate sits on the shared event's own chain (pl2 above pl1).
+        ("c pl2", "ta", "tb", "ta tb", ""),
+        # every set equal: nothing.
+        ("c m1 ta", "", "", "", ""),
+    ],
+)
+def test_split_difference_hand_cases(
+    shared: str, a: str, b: str, expected_incl: str, expected_excl: str, inclusive: bool
+) -> None:
+    """Candidates below a shared event (same chain, one or two links up) and not below one."""
+    store = _hand_store(_HAND)
+    events = dict(store.get_events([f"${n}" for n, _, _ in _HAND]))
+    s_a = [f"${n}" for n in (shared + " " + a).split()]
+    s_b = [f"${n}" for n in (shared + " " + b).split()]
+    expected = {f"${n}" for n in (expected_incl if inclusive else expected_excl).split()}
+    assert expected == ref_difference(events, [s_a, s_b], inclusive)
+    for got in _every_path(store, [s_a, s_b], inclusive):
+        assert expected == got
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_candidate_below_an_unindexed_shared_event(inclusive: bool) -> None:
+    """A shared event waiting unindexed (its other auth event is missing) still hides the
+    candidates below it: the store names it (``get_unindexed``) and it is walked down."""
+    events = [*_HAND, ("w", "w", ["c", "pl1", "ghost"])]
+    store = _hand_store(events)
+    assert store.get_unindexed(["$w", "$m1", "$ghost"]) == {"$w"}
+    s_a, s_b = ["$c", "$w", "$ta"], ["$c", "$w", "$tb"]
+    expected = {"$ta", "$tb"} if inclusive else set()
+    for got in _every_path(store, [s_a, s_b], inclusive):
+        assert expected == got
+
+
+def _member_room(members: int) -> tuple[MemoryStore, list[str], list[str]]:
+    """A room of ``members`` members (power levels replaced every 20 joins), forked: each side
+    changes the power levels and one member leaves."""
+    events = [make_event("$c", auth=(), type="m.room.create", state_key="")]
+    pl = "$pl0"
+    events.append(make_event(pl, auth=["$c"], type="m.room.power_levels", state_key=""))
+    joins = []
+    for u in range(members):
+        join = f"$j{u}"
+        events.append(make_event(join, auth=["$c", pl], type="m.room.member", state_key=f"@{u}"))
+        joins.append(join)
+        if u % 20 == 19:
+            new = f"$pl{u}"
+            events.append(
+                make_event(new, auth=["$c", pl], type="m.room.power_levels", state_key="")
+            )
+            pl = new
+    sides = []
+    for side, u in (("a", 3), ("b", members - 5)):
+        side_pl = f"$pl_{side}"
+        events.append(
+            make_event(side_pl, auth=["$c", pl], type="m.room.power_levels", state_key="")
+        )
+        leave = f"$leave_{side}"
+        events.append(
+            make_event(
+                leave, auth=["$c", side_pl, f"$j{u}"], type="m.room.member", state_key=f"@{u}"
+            )
+        )
+        sides.append(["$c", side_pl, *[leave if j == f"$j{u}" else j for j in joins]])
+    store = MemoryStore()
+    store.add_events(events)
+    return store, sides[0], sides[1]
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_split_difference_work_follows_the_difference(inclusive: bool) -> None:
+    """Two forks of a 2,000-member room differing in 3 events: the upward search asks the store
+    about a handful of IDs and rows, not about the 2,000 shared members (the walk down from
+    them, forced, asks about every one)."""
+    store, a, b = _member_room(2_000)
+    watched = _Watched(store)
+    assert isinstance(watched, ChainIndexReverseReader)
+    got = ac.auth_chain_difference(watched, [a, b], inclusive=inclusive)
+    assert got == ac.bfs_auth_chain_difference(store, [a, b], inclusive=inclusive)
+    # Exclusive: each side's leave cites a join the other side holds but nothing there cites.
+    also = {"$leave_a", "$leave_b"} if inclusive else {"$j3", "$j1995"}
+    assert got == {"$pl_a", "$pl_b", *also}
+    assert watched.ids_asked <= 10
+    assert watched.rows <= 30
+    assert watched.calls <= 20
+    forward = _Watched(store)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ac, "_UPWARD_CHAIN_COST", 10**9)
+        assert got == ac.auth_chain_difference(forward, [a, b], inclusive=inclusive)
+    assert forward.ids_asked > 2_000
