@@ -44,7 +44,7 @@ import attrs
 from ..errors import CycleError, EventNotFoundError, InvalidRequestError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
-from ..graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
+from ..graph.auth_chain import auth_chain_difference_split, auth_chain_ids, conflicted_subgraph
 from ..protocols import EventReader
 from ._checker import AuthChecker
 
@@ -594,7 +594,11 @@ def _resolve_v2(
     # stored states, the exclusive one misses 3 (four-way merges); every ruma fixture and Synapse
     # vector passes either way. Agreeing with the network's states is what resolution is for.
     full: set[str] = set(conflicted_ids)
-    difference = auth_chain_difference(store, [s.values() for s in sets], inclusive=True)
+    # Each state set's events are the unconflicted values plus its own values of the conflicted
+    # keys, so the difference is handed that split (no set of every state set's events).
+    shared = set(unconflicted.values())
+    extras = [{s[k] for k in conflicted if k in s} for s in sets]
+    difference = auth_chain_difference_split(store, shared, extras, inclusive=True)
     full.update(difference)
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
