@@ -1,7 +1,8 @@
 """Benchmark the walks and the auth chain difference (a script, never a timed test).
 
-Usage: ``python benchmarks/bench_walks.py [--quick]``. Writes raw rows to
-``benchmarks/results/walks.txt`` and prints a markdown table.
+Usage: ``python benchmarks/bench_walks.py [--quick] [--auth-only]``. Writes raw rows to
+``benchmarks/results/walks.txt`` and prints them; ``--auth-only`` runs only the auth-difference
+rows and replaces those in the file, keeping the walk rows.
 
 Workloads (built with trusted events, so building is fast and nothing depends on the synthetic
 room generator):
@@ -24,13 +25,20 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from eventgraph import Event, MemoryStore
 from eventgraph.graph import auth_chain, backfill, missing_events
-from eventgraph.protocols import EventReader
+from eventgraph.protocols import (
+    ChainLink,
+    ChainPosition,
+    ChainReverseLink,
+    EventFacts,
+    EventReader,
+)
 from eventgraph.testing import CountingStore
 
 ROOM = "!bench:a.example"
@@ -213,6 +221,61 @@ def build_member_room(members: int) -> tuple[MemoryStore, list[str], list[str]]:
     return store, forks[0], forks[1]
 
 
+class _CountingReads:
+    """A MemoryStore seen through counters: store calls (round trips), IDs asked about, and
+    rows returned (facts, chain members and links). Offers exactly what the store offers."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.calls = self.ids = self.rows = 0
+
+    def _n(self, asked: int, got: Mapping[Any, Any], per: bool = False) -> None:
+        self.calls += 1
+        self.ids += asked
+        self.rows += sum(map(len, got.values())) if per else len(got)
+
+    def get_events(self, ids: Collection[str], /) -> Mapping[str, Event]:
+        got = self.inner.get_events(ids)
+        self._n(len(ids), got)
+        return got
+
+    def get_facts(self, ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        got = self.inner.get_facts(ids)
+        self._n(len(ids), got)
+        return got
+
+    def get_chain_positions(self, ids: Collection[str], /) -> Mapping[str, ChainPosition]:
+        got = self.inner.get_chain_positions(ids)
+        self._n(len(ids), got)
+        return got
+
+    def get_chain_links(self, chains: Collection[int], /) -> Mapping[int, tuple[ChainLink, ...]]:
+        got = self.inner.get_chain_links(chains)
+        self._n(0, got, per=True)
+        return got
+
+    def get_chain_members(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[str, ...]]:
+        got = self.inner.get_chain_members(ranges)
+        self._n(0, got, per=True)
+        return got
+
+    def get_chain_reverse_links(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[ChainReverseLink, ...]]:
+        got = self.inner.get_chain_reverse_links(ranges)
+        self._n(0, got, per=True)
+        return got
+
+    def get_unindexed(self, ids: Collection[str], /) -> Collection[str]:
+        got = self.inner.get_unindexed(ids)
+        self.calls += 1
+        self.ids += len(ids)
+        self.rows += len(got)
+        return got
+
+
 def timeit(fn: Callable[[], object], reps: int, warmup: int = 3) -> tuple[float, float, float]:
     for _ in range(warmup):
         fn()
@@ -255,6 +318,7 @@ def rounds(store: MemoryStore, fn: Callable[[EventReader], object]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10^4 and 10^5 only, fewer reps")
+    parser.add_argument("--auth-only", action="store_true", help="only the auth difference")
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     reps = 50 if args.quick else 300
@@ -266,6 +330,11 @@ def main() -> None:
     rows.append(header)
     rows.append("op\tsize\tmin_ms\tmedian_ms\tmax_ms\tround_trips\tbaseline_round_trips")
     medians: dict[tuple[str, int], float] = {}
+    out = Path(__file__).parent / "results" / "walks.txt"
+    if args.auth_only:
+        sizes = []
+        kept = out.read_text().splitlines() if out.exists() else []
+        rows = [r for r in kept if not r.startswith(("auth_chain_difference", "speedup"))]
     for n in sizes:
         t0 = time.perf_counter()
         store, spine = build_walk_room(n)
@@ -318,7 +387,7 @@ def main() -> None:
             )
             print(rows[-1], file=sys.stderr)
         del store
-    for name in sorted({k[0] for k in medians}):
+    for name in sorted({k[0] for k in medians}) if sizes else ():
         ratio = medians[(name, sizes[-1])] / medians[(name, sizes[0])]
         rows.append(f"ratio {sizes[-1]}/{sizes[0]}\t{name}\t{ratio:.2f}")
         print(rows[-1], file=sys.stderr)
@@ -334,33 +403,40 @@ def main() -> None:
     only_a = [i for i in a if i not in common]
     only_b = [i for i in b if i not in common]
     diff_reps = 5 if args.quick else 10
-    for label, sets in (
-        ("full state sets", [a, b]),
-        ("conflicted events only", [only_a, only_b]),
-    ):
-        indexed = auth_chain.auth_chain_difference(store, sets)
-        assert indexed == auth_chain.bfs_auth_chain_difference(store, sets), "index != BFS"
+    rows.append(
+        f"# auth difference rows: python {platform.python_version()}, reps={diff_reps}, "
+        "index = chain cover with the upward search (MemoryStore reads it both ways)"
+    )
+    diff_cases: list[tuple[str, list[list[str]], bool]] = [
+        ("full state sets", [a, b], False),
+        ("full state sets, inclusive", [a, b], True),
+        ("conflicted events only", [only_a, only_b], False),
+    ]
+    for label, sets, inclusive in diff_cases:
+        indexed = auth_chain.auth_chain_difference(store, sets, inclusive=inclusive)
+        plain = auth_chain.bfs_auth_chain_difference(store, sets, inclusive=inclusive)
+        assert indexed == plain, "index != BFS"
         meds: dict[str, float] = {}
-        diff_fns: list[tuple[str, Callable[[EventReader, list[list[str]]], frozenset[str]]]] = [
+        diff_fns: list[tuple[str, Callable[..., frozenset[str]]]] = [
             ("index", auth_chain.auth_chain_difference),
             ("bfs", auth_chain.bfs_auth_chain_difference),
         ]
         for kind, diff_fn in diff_fns:
-            lo, med, hi = timeit(partial(diff_fn, store, sets), diff_reps, warmup=1)
+            run = partial(diff_fn, store, sets, inclusive=inclusive)
+            lo, med, hi = timeit(run, diff_reps, warmup=1)
             meds[kind] = med
-            counting = CountingStore(store)
-            diff_fn(counting, sets)
+            counting = _CountingReads(store)
+            diff_fn(counting, sets, inclusive=inclusive)
             rows.append(
                 f"auth_chain_difference {kind} ({label}: {len(sets[0])}+{len(sets[1])} ids)"
                 f"\t{members}\t{lo * 1e3:.2f}\t{med * 1e3:.2f}\t{hi * 1e3:.2f}\t"
-                f"{counting.statistics().round_trips}\t-"
+                f"{counting.calls}\t-\tids asked {counting.ids}, rows {counting.rows}"
             )
             print(rows[-1], file=sys.stderr)
         rows.append(
             f"speedup index/bfs\t{label}\t{meds['bfs'] / meds['index']:.1f}x\t|diff|={len(indexed)}"
         )
         print(rows[-1], file=sys.stderr)
-    out = Path(__file__).parent / "results" / "walks.txt"
     out.write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
