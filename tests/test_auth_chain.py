@@ -25,6 +25,8 @@ from eventgraph.protocols import (
 )
 from eventgraph.testing import RoomDag, make_event, room_dags
 
+from .stores import StoreFactory
+
 # a→e means "a lists e in auth_events" (synapse.md §6.4), with the depths given there.
 SYNAPSE_AUTH_GRAPH: dict[str, tuple[list[str], int]] = {
     "a": (["e"], 7),
@@ -528,3 +530,64 @@ def test_split_difference_work_follows_the_difference(inclusive: bool) -> None:
         mp.setattr(ac, "_UPWARD_CHAIN_COST", 10**9)
         assert got == ac.auth_chain_difference(forward, [a, b], inclusive=inclusive)
     assert forward.ids_asked > 2_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(_forked_case(), st.booleans())
+def test_split_difference_on_every_store(
+    store_factory: StoreFactory, case: tuple[RoomDag, list[int], list[list[str]]], inclusive: bool
+) -> None:
+    """Each bundled store reads its index both ways, and the upward search over it (as chosen,
+    always, giving up at once) equals the BFS over the same store and the spec reference."""
+    dag, order, sets = case
+    store = store_factory()
+    assert isinstance(store, ChainIndexReverseReader)
+    dag.store_into(store, order)
+    events = {e.event_id: e for e in dag.events}
+    expected = ref_difference(events, sets, inclusive)
+    assert expected == ac.bfs_auth_chain_difference(store, sets, inclusive=inclusive)
+    assert expected == ac.auth_chain_difference(store, sets, inclusive=inclusive)
+    for budget in (None, 0):
+        with _upward(budget=budget):
+            assert expected == ac.auth_chain_difference(store, sets, inclusive=inclusive)
+    shared = set(sets[0]).intersection(*sets[1:])
+    extras = [set(s) - shared for s in sets]
+    assert expected == ac.auth_chain_difference_split(store, shared, extras, inclusive=inclusive)
+
+
+def test_reverse_reads_agree_between_stores(store_factory: StoreFactory) -> None:
+    """Reverse links are the links read from their target; unindexed events are the stored
+    ones without a position — the same on every store as on MemoryStore."""
+    events = [*_HAND, ("w", "w", ["c", "pl1", "ghost"])]
+    memory = _hand_store(events)
+    store = store_factory()
+    assert isinstance(store, ChainIndexReverseReader)
+    for name, key, auth in events:
+        store.add_events([make_event(f"${name}", auth=[f"${a}" for a in auth], state_key=key)])
+    ids = [f"${n}" for n, _, _ in events] + ["$ghost", "$nope"]
+    assert set(store.get_unindexed(ids)) == set(memory.get_unindexed(ids)) == {"$w"}
+    positions = memory.get_chain_positions(ids)
+    assert dict(store.get_chain_positions(ids)) == dict(positions)
+    chains = sorted({p.chain_id for p in positions.values()})
+    everything = dict.fromkeys(chains, (0, 1 << 40))
+    assert dict(store.get_chain_reverse_links(everything)) == dict(
+        memory.get_chain_reverse_links(everything)
+    )
+    forward = {
+        (c, link.origin_sequence, link.target_chain_id, link.target_sequence)
+        for c, links in memory.get_chain_links(chains).items()
+        for link in links
+    }
+    backward = {
+        (r.origin_chain_id, r.origin_sequence, c, r.target_sequence)
+        for c, into in memory.get_chain_reverse_links(everything).items()
+        for r in into
+    }
+    assert forward
+    assert forward == backward
+    pl = positions["$pl1"]
+    only_pl1 = {pl.chain_id: (pl.sequence - 1, pl.sequence)}
+    assert dict(store.get_chain_reverse_links(only_pl1)) == dict(
+        memory.get_chain_reverse_links(only_pl1)
+    )
+    assert store.get_chain_reverse_links({pl.chain_id: (5, 5)}) == {}

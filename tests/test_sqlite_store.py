@@ -460,7 +460,7 @@ def _downgrade_to_v1(path: Path) -> None:
 def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
     """A schema-1 database with events is upgraded on open: events kept, state tables made,
     invariants hold, and state writes work."""
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
     batches = random_batches(4)
     ids = _all_ids(batches)
     path = tmp_path / "old.db"

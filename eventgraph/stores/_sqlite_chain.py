@@ -21,10 +21,11 @@ Rules of this module:
    ``auth_edges`` restricted to waiting events), so its cost follows what the batch can
    release, never the number of events waiting.
 
-Tables (schema version 3)::
+Tables (schema version 3; version 4 adds the index ``chain_links_target``)::
 
     chain_positions(event_nid PK, chain_id, sequence)  unique (chain_id, sequence)
     chain_links(origin_chain, origin_sequence, target_chain, target_sequence)  PK all four
+        index chain_links_target (target_chain, target_sequence)  -- the links read backwards
     chain_waiting(event_nid PK)
     chain_generation(id = 1, generation)
 """
@@ -38,9 +39,9 @@ from typing import Any, Final
 
 from ..chain_cover import ChainCoverIndex, IndexedEvent
 from ..errors import StoreError
-from ..protocols import ChainLink, ChainPosition
+from ..protocols import ChainLink, ChainPosition, ChainReverseLink
 
-__all__ = ["MIGRATION_SQL", "ChainCache", "check", "populate"]
+__all__ = ["MIGRATION_SQL", "REVERSE_LINKS_SQL", "ChainCache", "check", "populate"]
 
 #: The DDL of schema version 3.
 MIGRATION_SQL: Final = """
@@ -65,6 +66,13 @@ MIGRATION_SQL: Final = """
         generation INTEGER NOT NULL
     );
     INSERT INTO chain_generation (id, generation) VALUES (1, 0)
+"""
+
+
+#: The DDL of schema version 4: links found by their target, for the reads that walk upwards
+#: (:class:`~eventgraph.protocols.ChainIndexReverseReader`).
+REVERSE_LINKS_SQL: Final = """
+    CREATE INDEX chain_links_target ON chain_links (target_chain, target_sequence)
 """
 
 
@@ -323,6 +331,45 @@ def members(
         ):
             got.setdefault(chain, []).append(event_id)
     return {c: tuple(v) for c, v in got.items()}
+
+
+def reverse_links(
+    conn: sqlite3.Connection, ranges: Mapping[int, tuple[int, int]], chunk: int
+) -> dict[int, tuple[ChainReverseLink, ...]]:
+    """For each ``chain: (low, high)``, the links into it with ``low < target <= high``, sorted.
+
+    One statement per chunk of ranges, each range a search of ``chain_links_target``.
+    """
+    items = sorted((c, r) for c, r in ranges.items() if r[1] > r[0])
+    got: dict[int, list[ChainReverseLink]] = {}
+    for part in _chunks(items, max(1, chunk // 3)):
+        values = ",".join(["(?, ?, ?)"] * len(part))
+        params = [x for chain, (low, high) in part for x in (chain, low, high)]
+        for target, target_seq, origin, origin_seq in conn.execute(
+            f"WITH r (chain, low, high) AS (VALUES {values}) "
+            "SELECT l.target_chain, l.target_sequence, l.origin_chain, l.origin_sequence "
+            "FROM r JOIN chain_links l ON l.target_chain = r.chain "
+            "AND l.target_sequence > r.low AND l.target_sequence <= r.high",
+            params,
+        ):
+            got.setdefault(target, []).append(ChainReverseLink(target_seq, origin, origin_seq))
+    return {c: tuple(sorted(v)) for c, v in got.items()}
+
+
+def unindexed(conn: sqlite3.Connection, event_ids: Sequence[str], chunk: int) -> set[str]:
+    """The stored events among ``event_ids`` without a chain position."""
+    out: set[str] = set()
+    for part in _chunks(event_ids, chunk):
+        out.update(
+            row[0]
+            for row in conn.execute(
+                "SELECT e.event_id FROM events e "
+                "LEFT JOIN chain_positions p ON p.event_nid = e.arrival "
+                f"WHERE e.event_id IN ({_marks(len(part))}) AND p.event_nid IS NULL",
+                list(part),
+            )
+        )
+    return out
 
 
 # -- invariants --------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ Schema (version 1)::
     backward_extremities(event_id, room_nid, depth) PK (event_id, room_nid), index (room_nid)
 
 Schema version 2 adds the state groups (:mod:`eventgraph.stores._sqlite_state`), version 3 the
-chain cover index (:mod:`eventgraph.stores._sqlite_chain`).
+chain cover index (:mod:`eventgraph.stores._sqlite_chain`), version 4 an index of its links by
+target (the index read backwards: :class:`~eventgraph.protocols.ChainIndexReverseReader`).
 
 The forward direction of an edge (an event's ``prev_events`` and ``auth_events`` in PDU order)
 is the JSON column of the event's row, read with its other facts in the same statement; the edge
@@ -57,7 +58,14 @@ from typing import Any, Final
 from ..errors import StoreError
 from ..events.event import Event
 from ..events.room_versions import RoomVersion, room_version
-from ..protocols import ChainLink, ChainPosition, EventFacts, EventStateGroups, StateWrite
+from ..protocols import (
+    ChainLink,
+    ChainPosition,
+    ChainReverseLink,
+    EventFacts,
+    EventStateGroups,
+    StateWrite,
+)
 from . import _sqlite_chain, _sqlite_state
 from .memory_state import StateGroupStats
 
@@ -146,7 +154,17 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     _sqlite_chain.populate(conn, _chunk_size(conn))
 
 
-_MIGRATIONS: Final[tuple[_Migration, ...]] = (_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3)
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Version 4: the chain links indexed by target (reverse reads of the chain index)."""
+    _run_ddl(conn, _sqlite_chain.REVERSE_LINKS_SQL)
+
+
+_MIGRATIONS: Final[tuple[_Migration, ...]] = (
+    _migrate_0_to_1,
+    _migrate_1_to_2,
+    _migrate_2_to_3,
+    _migrate_3_to_4,
+)
 
 #: The schema version this code writes.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -540,6 +558,31 @@ class SqliteStore:
             return {}
         with self._read() as conn:
             return _sqlite_chain.members(conn, ranges, self._chunk)
+
+    # -- ChainIndexReverseReader --------------------------------------------------------------
+
+    def get_chain_reverse_links(
+        self, ranges: Mapping[int, tuple[int, int]], /
+    ) -> Mapping[int, tuple[ChainReverseLink, ...]]:
+        """For each ``chain_id: (low, high)``, the links into it with ``low < target_sequence <=
+        high``, sorted. One statement per chunk of ranges, O(answer) rows (schema version 4
+        indexes the links by target)."""
+        wanted = {c: r for c, r in ranges.items() if type(c) is int}
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            return _sqlite_chain.reverse_links(conn, wanted, self._chunk)
+
+    def get_unindexed(self, event_ids: Collection[str], /) -> Collection[str]:
+        """The stored events among ``event_ids`` the chain index does not hold.
+
+        Complexity: one statement per chunk of IDs (a lookup per ID in SQLite).
+        """
+        ids = _string_ids(event_ids)
+        if not ids:
+            return set()
+        with self._read() as conn:
+            return _sqlite_chain.unindexed(conn, ids, self._chunk)
 
     # -- conveniences for tools ---------------------------------------------------------------
 
