@@ -18,23 +18,36 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO
 
 import attrs
 
-from .errors import EventGraphError
+from .errors import EventGraphError, InternalError
 from .events.event import Event
 from .events.room_versions import KNOWN_ROOM_VERSIONS
-from .protocols import EventWriter
+from .graph.walks import backfill, missing_events
+from .room import NoSignatureChecks, Room, Status
+from .state.state_at import current_state_ids, state_ids_before
 from .stores.memory import MemoryStore
 from .stores.sqlite import SqliteStore
-from .synth import RoomShape, SynthConfig
+from .synth import RoomShape, SynthConfig, SynthStats
+from .testing.rooms import room_memory_store
 
 __all__ = ["COMMANDS", "Command", "main"]
 
-#: Events handed to the store per ``add_events`` call while streaming a room into it.
+#: Events handed to the ingest pipeline per ``Room.add`` call while streaming a room into it.
 STORE_BATCH = 1000
+#: The ``limit`` of the demo's backfill and gap fill.
+DEMO_WALK_LIMIT = 10
+#: The state keys the demo shows then and now, with the content field shown beside the ID.
+DEMO_STATE_KEYS: tuple[tuple[tuple[str, str], str | None], ...] = (
+    (("m.room.create", ""), None),
+    (("m.room.power_levels", ""), None),
+    (("m.room.join_rules", ""), "join_rule"),
+    (("m.room.topic", ""), "topic"),
+    (("m.room.name", ""), "name"),
+)
 
 
 @attrs.frozen
@@ -141,13 +154,13 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
         default="sqlite",
         help="the store: SqliteStore at --db (default) or MemoryStore",
     )
-    _add_room_options(parser, events=10_000, members=300)
+    _add_room_options(parser, events=5_000, members=200)
 
 
 def _demo(args: argparse.Namespace) -> int:
     config = _room_config(args)
     if args.store == "memory":
-        store: MemoryStore | SqliteStore = MemoryStore()
+        store: MemoryStore | SqliteStore = room_memory_store()
     else:
         store = SqliteStore(args.db)
     try:
@@ -159,13 +172,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_in(config: SynthConfig, store: MemoryStore | SqliteStore) -> int:
     started = time.perf_counter()
-    last: list[Event] = []
-    shape = RoomShape.measure(_into_store(config.stream(), store, last))
+    stats = SynthStats()
+    room = Room(store, config.room_version, verifier=NoSignatureChecks())
+    seen = _Seen(config.events)
+    shape = RoomShape.measure(_into_room(config.stream(stats), room, seen))
     elapsed = time.perf_counter() - started
-    room_id = last[0].room_id
+    room_id = seen.last.room_id
     forward = store.forward_extremities(room_id)
     backward = store.backward_extremities(room_id)
     rate = shape.events / elapsed if elapsed > 0 else float("inf")
+    contests = ", ".join(f"{n} {kind}" for kind, n in sorted(stats.by_contest.items()))
     rows = [
         ("room", room_id),
         ("room version", config.room_version),
@@ -176,6 +192,8 @@ def _demo_in(config: SynthConfig, store: MemoryStore | SqliteStore) -> int:
         ("max depth", f"{shape.max_depth:,}"),
         ("forks", f"{shape.forks:,}"),
         ("merges", f"{shape.merges:,}"),
+        ("concurrent forks", f"{stats.concurrent_forks:,} ({contests or 'no contests'})"),
+        ("resolved changes", f"{stats.kept:,} kept, {stats.dropped:,} dropped"),
         ("forward extremities", f"{len(forward)}: {' '.join(forward)}"),
         ("backward extremities", str(len(backward))),
         ("store", f"{type(store).__name__}, {store.room_event_count(room_id):,} events"),
@@ -184,26 +202,123 @@ def _demo_in(config: SynthConfig, store: MemoryStore | SqliteStore) -> int:
     where = (
         "in memory" if isinstance(store, MemoryStore) or store.path == ":memory:" else store.path
     )
-    print(f"A synthetic room, generated and stored ({where}):")
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
+    print(f"A synthetic room, generated, ingested (as backfill) and stored ({where}):")
+    _print_rows(rows)
+    _print_walks(store, room_id, forward, seen)
+    _print_state_at(store, room_id, seen.old)
     return 0
 
 
-def _into_store(events: Iterator[Event], store: EventWriter, last: list[Event]) -> Iterator[Event]:
-    """Pass ``events`` through, adding them to ``store`` in batches of :data:`STORE_BATCH`;
-    ``last`` ends up holding the last event."""
+class _Seen:
+    """What the demo remembers of the stream: the last event, an early one (a tenth of the way
+    in) and a late one (nine tenths), for the walks and the state lookups."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self.last: Event
+        self.old: Event
+        self.late: Event
+
+    def see(self, event: Event) -> None:
+        if self.count <= self.total // 10:
+            self.old = event
+        if self.count <= self.total * 9 // 10:
+            self.late = event
+        self.last = event
+        self.count += 1
+
+
+def _print_rows(rows: Sequence[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+def _event_line(event: Event) -> str:
+    kind = event.type if event.state_key is None else f"{event.type} {event.state_key}".rstrip()
+    return f"    depth {event.depth:>6}  {event.event_id}  {kind}"
+
+
+def _print_walks(
+    store: MemoryStore | SqliteStore, room_id: str, forward: Sequence[str], seen: _Seen
+) -> None:
+    """``/backfill`` from the forward extremities and ``/get_missing_events`` between a late
+    event and the tip (issue 3; ``eventgraph.graph.walks``)."""
+    page = backfill(store, room_id, forward, DEMO_WALK_LIMIT)
+    print(f"Backfill from the forward extremities (limit {DEMO_WALK_LIMIT}), newest first:")
+    for event in page:
+        print(_event_line(event))
+    gap = missing_events(store, room_id, [seen.late.event_id], forward, limit=DEMO_WALK_LIMIT)
+    print(
+        f"Gap fill: missing events after {seen.late.event_id} (depth {seen.late.depth}) up to "
+        f"the tip (limit {DEMO_WALK_LIMIT}), oldest first:"
+    )
+    for event in gap:
+        print(_event_line(event))
+
+
+def _print_state_at(store: MemoryStore | SqliteStore, room_id: str, old: Event) -> None:
+    """The state before an early event against the current state (issue 5)."""
+    then = state_ids_before(store, old.event_id)
+    now = current_state_ids(store, room_id)
+    print(f"State before {old.event_id} (depth {old.depth}) and now:")
+    events = store.get_events(sorted(set(then.values()) | set(now.values())))
+    rows = [("state entries", f"{len(then):,}", f"{len(now):,}")]
+
+    def joined(state: Mapping[tuple[str, str], str]) -> int:
+        return sum(
+            1
+            for (etype, _), event_id in state.items()
+            if etype == "m.room.member" and events[event_id].content.get("membership") == "join"
+        )
+
+    rows.append(("joined members", f"{joined(then):,}", f"{joined(now):,}"))
+    for key, field in DEMO_STATE_KEYS:
+        cells = []
+        for state in (then, now):
+            event_id = state.get(key)
+            if event_id is None:
+                cells.append("-")
+                continue
+            value = events[event_id].content.get(field) if field else None
+            shown = f"{event_id[:12]}…" if len(event_id) > 13 else event_id
+            cells.append(shown if value is None else f"{shown} ({_short(value)})")
+        rows.append((key[0], cells[0], cells[1]))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"  {'':<{w0}}  {'then':<{w1}}  now")
+    for name, a, b in rows:
+        print(f"  {name:<{w0}}  {a:<{w1}}  {b}")
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def _into_room(events: Iterator[Event], room: Room, seen: _Seen) -> Iterator[Event]:
+    """Pass ``events`` through, ingesting them with ``room`` in batches of :data:`STORE_BATCH`
+    as backfill (every receipt check but soft failure; state groups for every event)."""
     batch: list[Event] = []
     for event in events:
-        last[:] = [event]
+        seen.see(event)
         batch.append(event)
         if len(batch) >= STORE_BATCH:
-            store.add_events(batch)
+            _ingest(room, batch)
             batch = []
         yield event
     if batch:
-        store.add_events(batch)
+        _ingest(room, batch)
+
+
+def _ingest(room: Room, batch: list[Event]) -> None:
+    report = room.add(batch, backfilled=True)
+    refused = [o for o in report.outcomes if o.status not in (Status.ACCEPTED, Status.REJECTED)]
+    if refused:
+        first = refused[0]
+        msg = f"the pipeline refused {first.event_id}: {first.status.value} ({first.reason})"
+        raise InternalError(msg)
 
 
 # -- generate ----------------------------------------------------------------------------------
@@ -258,7 +373,8 @@ def _write_lines(
 COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
-        "generate a synthetic room into a store (SQLite, --db) and print its shape",
+        "generate a synthetic room, ingest it into a store (SQLite, --db), print its shape, "
+        "a backfill, a gap fill and the state at an early event",
         _demo_arguments,
         _demo,
     ),

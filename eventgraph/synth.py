@@ -27,32 +27,40 @@ Rules of this module:
    Exception, behind a knob: ``rejected_rate`` > 0 deliberately emits events that fail (an
    ordinary member renaming the room, with correctly selected auth events): a receiver
    *rejects* them; they change no state and are prev events of the next event like any other.
-4. **Concurrent state.** A fork's branches change state concurrently: with probability
-   ``concurrent_state`` a fork is *contested* — every branch may change state, and the first
-   two open with one of four contests: a ban by a moderator against the creator demoting that
-   moderator, a join-rule flip against a join, a topic war, a kick against the target's own
-   membership change; otherwise only the first branch changes state. The state before a merge
-   is the **real resolution** of the branches' states:
-   :func:`eventgraph.state.resolution.resolve_state` of the room version, so the generator's
-   state is the spec's (tests compare it with the ingest pipeline's state after every event and
-   with ``resolve_state`` over the whole room at every merge). Resolving over the whole state
-   costs O(state + auth chains) per merge (≈0.2 s at 10^4 members), so the generator resolves
-   the *scope* of the fork: the keys some branch changed, the create event, power levels and
-   join rules, and the member keys of every sender and target of the branch events and of the
-   fork point's entries of the changed keys — over a store holding the branches' state events
-   and the fork point's entries of those keys. Unchanged keys outside the scope keep their
-   entry (they are unconflicted and nothing the resolution checks reads them). Why the scope
-   gives the whole answer: the branches' events select auth events only from the fork point's
-   entries and their own branch, so the auth difference consists of branch events and of fork
-   point entries, and the conflicted events' checks read only keys in the scope; the tests hold
-   this against the whole-room resolution for every room version.
+4. **Concurrent state.** With probability ``concurrent_state`` a fork is *contested*: its first
+   two branches open with concurrent changes of the same state — a moderator's ban against the
+   creator demoting that moderator (or the creator's ban against the creator promoting the
+   target), a join-rule flip against a join, a topic war, a kick against the target's own
+   membership change — and then send messages; otherwise only the first branch changes state
+   (anything, power levels included). The state before a merge is the **real resolution** of
+   the branches' states: :func:`eventgraph.state.resolution.resolve_state` of the room
+   version. The tests hold the generator's state before every event equal to the spec's
+   (whole-room ``resolve_state`` at every merge) and to the ingest pipeline's, in every room
+   version.
+
+   Resolving over the whole state costs O(state + its auth chains) per merge (≈0.2 s at 10^4
+   members), so the generator resolves the fork's *scope*: the keys some branch changed, the
+   create event, power levels and join rules, and the member keys of every sender and target
+   of the branches' state events and of the fork point's entries of the changed keys — over a
+   store holding the branches' state events, the fork point's entries of those keys, the auth
+   events of all of these (each entry keeps its own, one level), and the power-levels chain
+   from the current one down to the oldest one they name (the mainline a resolution walks;
+   ``_Room.pl_history``). Keys outside the scope are unconflicted and no check of the
+   resolution reads them. Why this is the whole answer: branch events take their auth events
+   from the fork point's entries and their own branch, so the auth difference holds branch
+   events and fork-point entries only — provided no entry names an event that lost an earlier
+   resolution through a key that does not chain (topic, name, join rules). A contested branch
+   therefore changes state once, so a winner never names a loser on its own branch. This is an
+   argument, not a proof for every DAG the knobs allow; the tests check it on every room
+   version (and a sweep of 96 contested rooms found no difference).
 5. Deterministic: the output depends only on the :class:`SynthConfig` (no set or dict iteration
    order, no clock); one :class:`random.Random` seeded with ``seed`` drives every choice.
 6. Streaming: events are yielded in topological order (every event after its ``prev_events``
    and ``auth_events``) and never collected. The generator keeps the current state (one event
-   per state key), the member pools, and the open fork's branches (their state events): memory
-   grows with the number of members and the size of the open fork, not with the number of
-   events.
+   per state key, with its auth events), the member pools, the open fork's branches (their
+   state events) and the power-levels history (rule 4): memory grows with the number of
+   members, the size of the open fork and the number of power-level changes (about 1% of the
+   events with the default rates), not with the number of events.
 """
 
 from __future__ import annotations
@@ -124,9 +132,9 @@ class SynthConfig:
         state_rate: the probability that an event (other than a new member's join) is a state
             change: display name, topic, name, join rule, leave, rejoin, invite, kick, ban,
             unban, power levels.
-        concurrent_state: the probability that a fork is contested: all its branches may change
-            state and two of them open with a contest (module rule 4); otherwise only the first
-            branch changes state. 0 keeps every other branch to messages.
+        concurrent_state: the probability that a fork is contested: its first two branches
+            change the same state concurrently, once each (module rule 4); otherwise only the
+            first branch changes state. 0: no contests.
         rejected_rate: the probability that a main-line event is deliberately *rejected*
             material (module rule 3); 0 (the default) generates only allowed events.
         start_ts: ``origin_server_ts`` of the create event, in milliseconds.
@@ -179,16 +187,22 @@ class SynthConfig:
                 msg = f"{name} must be a probability between 0 and 1, not {value!r}"
                 raise InvalidRequestError(msg)
 
-    def stream(self) -> Iterator[Event]:
+    def stream(self, stats: SynthStats | None = None) -> Iterator[Event]:
         """Generate the room: its events in topological order, one at a time (rule 6).
 
-        Complexity: O(events) time; O(members) memory.
+        Args:
+            stats: if given, updated as the room is generated (see :class:`SynthStats`).
+
+        Complexity: O(events) time; O(members + open fork + power-level changes) memory.
 
         >>> config = SynthConfig(room_version="3", events=10, fork_rate=0.0)
         >>> [e.depth for e in config.stream()] == list(range(1, 11))
         True
         """
-        return _Room(self).run()
+        room = _Room(self)
+        if stats is not None:
+            room.stats = stats
+        return room.run()
 
     def stream_with_state(self) -> Iterator[tuple[Event, dict[StateKey, str], SynthStats]]:
         """:meth:`stream`, each event paired with the generator's state before it (event IDs)
@@ -433,39 +447,53 @@ class _Pool:
 
 
 class _ScopeStore:
-    """The events one merge's resolution reads (rule 4): the branches' state events and the
-    fork point's entries of the keys in scope. An :class:`~eventgraph.protocols.EventReader`;
-    IDs it lacks are absent from its answers, so auth-chain walks stop at them."""
+    """The events one merge's resolution reads (rule 4). An
+    :class:`~eventgraph.protocols.EventReader` of two kinds of events: *walked* ones (the
+    branches' state events, the fork point's entries in scope, the mainline segment) have facts,
+    so the auth-chain walks go through them; *checked* ones (the auth events of the walked
+    entries, one level) are answered by ``get_events`` only, for the authorization checks that
+    fall back on an event's own auth events, and the walks stop at them as at any event outside
+    the scope. Facts are built on first request (``arrival`` is 0: it is information only)."""
 
-    __slots__ = ("_events", "_facts")
+    __slots__ = ("_events", "_facts", "_walked")
 
-    def __init__(self, events: Iterable[Event]) -> None:
+    def __init__(self, walked: Iterable[Event], checked: Iterable[Event]) -> None:
         self._events: dict[str, Event] = {}
+        self._walked: set[str] = set()
+        for event in walked:
+            self._events.setdefault(event.event_id, event)
+            self._walked.add(event.event_id)
+        for event in checked:
+            self._events.setdefault(event.event_id, event)
         self._facts: dict[str, EventFacts] = {}
-        for arrival, event in enumerate(events):
-            if event.event_id in self._events:
-                continue
-            self._events[event.event_id] = event
-            self._facts[event.event_id] = EventFacts(
-                event_id=event.event_id,
-                room_id=event.room_id,
-                depth=event.depth,
-                prev_event_ids=event.prev_event_ids,
-                auth_event_ids=event.auth_event_ids,
-                is_state=event.state_key is not None,
-                outlier=False,
-                rejected=None,
-                soft_failed=False,
-                arrival=arrival,
-            )
 
     def get_events(self, event_ids: Collection[str], /) -> Mapping[str, Event]:
         events = self._events
         return {i: events[i] for i in event_ids if i in events}
 
     def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
-        facts = self._facts
-        return {i: facts[i] for i in event_ids if i in facts}
+        events, facts, walked = self._events, self._facts, self._walked
+        answer: dict[str, EventFacts] = {}
+        for i in event_ids:
+            known = facts.get(i)
+            if known is None:
+                event = events.get(i)
+                if event is None or i not in walked:
+                    continue
+                known = facts[i] = EventFacts(
+                    event_id=i,
+                    room_id=event.room_id,
+                    depth=event.depth,
+                    prev_event_ids=event.prev_event_ids,
+                    auth_event_ids=event.auth_event_ids,
+                    is_state=event.state_key is not None,
+                    outlier=False,
+                    rejected=None,
+                    soft_failed=False,
+                    arrival=0,
+                )
+            answer[i] = known
+        return answer
 
 
 class _Branch:
@@ -879,7 +907,9 @@ class _Room:
             return self.topic(look)
         if r < 0.39:  # name: needs events["m.room.name"] = 50
             return ("m.room.name", "", self.pick_privileged(), {"name": self.words(1, 3)})
-        if r < 0.43:
+        if r < 0.43:  # join rules: back to public at once, to invite half as often
+            if self.join_rule(look) == "public" and rng.random() < 0.5:
+                return None
             return self.flip_join_rule(look)
         if r < 0.53:  # leave by oneself
             if not self.ordinary:
@@ -1110,14 +1140,12 @@ class _Room:
                 if entry is not None:
                     one[key] = entry[0].event_id
             sets.append(one)
-        # The store: the entries in scope, the branches' state events, and the auth events of
-        # all of them (which a check falls back to when a key is missing from the state).
-        stored: list[Event] = []
-        for entry in known.values():
-            stored.append(entry[0])
-            stored.extend(entry[2])
-        stored.extend(self.mainline_segment(stored))
-        resolved = resolve_state(self.rv, sets, _ScopeStore(stored))
+        # The store: the entries in scope, the branches' state events and the mainline segment
+        # (walked), and the auth events of the entries (checked; see _ScopeStore).
+        walked = [entry[0] for entry in known.values()]
+        checked = [a for entry in known.values() for a in entry[2]]
+        walked.extend(self.mainline_segment(walked + checked))
+        resolved = resolve_state(self.rv, sets, _ScopeStore(walked, checked))
         self.stats.resolutions += 1
         result: dict[StateKey, _Entry | None] = {}
         for key in keys:

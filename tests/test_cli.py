@@ -15,12 +15,36 @@ from eventgraph.synth import RoomShape, generate_room
 
 
 def shape_rows(text: str) -> dict[str, str]:
-    """The ``name  value`` rows of ``eventgraph demo``'s output."""
+    """The ``name  value`` rows of the first section of ``eventgraph demo``'s output."""
     rows = {}
     for line in text.splitlines()[1:]:
+        if not line.startswith("  "):
+            break
         name, value = re.split(r"\s{2,}", line.strip(), maxsplit=1)
         rows[name] = value
     return rows
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """The demo's sections: heading line -> its indented lines."""
+    found: dict[str, list[str]] = {}
+    heading = ""
+    for line in text.splitlines():
+        if line.startswith(" "):
+            found[heading].append(line)
+        else:
+            heading = line
+            found[heading] = []
+    return found
+
+
+def walk_ids(lines: list[str]) -> list[tuple[int, str, str]]:
+    """``(depth, event ID, type)`` of the demo's walk lines."""
+    out = []
+    for line in lines:
+        _, depth, event_id, etype = line.split(maxsplit=4)[:4]
+        out.append((int(depth), event_id, etype))
+    return out
 
 
 def test_demo_prints_the_shape_of_the_room_it_stored(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,7 +71,7 @@ def test_demo_defaults_are_quick(capsys: pytest.CaptureFixture[str]) -> None:
     """The README's ``eventgraph demo`` runs with its defaults (a few seconds at most)."""
     assert main(["demo"]) == 0
     rows = shape_rows(capsys.readouterr().out)
-    assert rows["events"] == "10,000"
+    assert rows["events"] == "5,000"
     seconds = float(rows["time"].split()[0])
     assert seconds < 10
 
@@ -144,3 +168,42 @@ def test_demo_stores_in_a_sqlite_file_or_in_memory(
         store.check_invariants()
     assert main(["demo", "--events", "300", "--members", "10", "--store", "memory"]) == 0
     assert shape_rows(capsys.readouterr().out)["store"] == "MemoryStore, 300 events"
+
+
+def test_demo_shows_walks_and_state_at_an_old_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's backfill, gap fill and state-at-event sections are the library's answers on
+    the stored room (issues 3 and 5), and the room really has concurrent forks."""
+    from eventgraph.graph.walks import backfill, missing_events
+    from eventgraph.state.state_at import current_state_ids, state_ids_before
+    from eventgraph.stores.sqlite import SqliteStore
+
+    db = tmp_path / "room.db"
+    argv = ["demo", "-n", "1500", "-m", "60", "--fork-rate", "0.08", "--seed", "3", "--db", str(db)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = shape_rows(out)
+    assert int(rows["concurrent forks"].split()[0]) > 0
+    found = sections(out)
+    (back_heading,) = [h for h in found if h.startswith("Backfill from the forward extremities")]
+    (gap_heading,) = [h for h in found if h.startswith("Gap fill: missing events after ")]
+    (state_heading,) = [h for h in found if h.startswith("State before ")]
+    with SqliteStore(db) as store:
+        room_id = rows["room"]
+        tip = store.forward_extremities(room_id)
+        expected = backfill(store, room_id, tip, 10)
+        assert walk_ids(found[back_heading]) == [(e.depth, e.event_id, e.type) for e in expected]
+        assert len(expected) == 10
+        late = gap_heading.split()[5]
+        gap = missing_events(store, room_id, [late], tip, limit=10)
+        assert walk_ids(found[gap_heading]) == [(e.depth, e.event_id, e.type) for e in gap]
+        assert len(gap) == 10
+        old = state_heading.split()[2]
+        then, now = state_ids_before(store, old), current_state_ids(store, room_id)
+        table = {line.split()[0]: line.split() for line in found[state_heading][1:]}
+        assert table["state"][2:4] == [f"{len(then):,}", f"{len(now):,}"]
+        assert len(then) < len(now)
+        create = then[("m.room.create", "")]
+        assert table["m.room.create"][1:] == [create[:12] + "…", create[:12] + "…"]
+        assert table["m.room.power_levels"][2] == now[("m.room.power_levels", "")][:12] + "…"

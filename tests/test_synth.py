@@ -127,8 +127,10 @@ def check_rules(event: Event, state: State) -> None:
             assert old != "ban"
             if len(state) == 1:  # only the create event: the creator's bootstrap join
                 return
-            assert join_rule is not None
-            assert join_rule.content["join_rule"] == "public" or old in ("invite", "join")
+            # A resolution may leave no join rules at all (every candidate failed): then only
+            # invitees and members may join.
+            public = join_rule is not None and join_rule.content["join_rule"] == "public"
+            assert public or old in ("invite", "join")
         elif new == "invite":
             assert membership(state, sender) == "join"
             assert old not in ("join", "ban")
@@ -226,6 +228,22 @@ def test_state_only_branches_and_tiny_budgets(version: str) -> None:
     check_room(busy_room(version, state_rate=1.0, fork_rate=0.3, members=5), version)
     check_room(busy_room(version, members=1, fork_rate=0.5), version)
     check_room(busy_room(version, members=600, events=300), version)
+    # The generator's own state is the spec's even when every event changes state.
+    config = SynthConfig(
+        room_version=version,
+        events=600,
+        members=5,
+        seed=11,
+        state_rate=1.0,
+        fork_rate=0.3,
+        fork_width=4,
+        concurrent_state=1.0,
+    )
+    generated = [(e, dict(before)) for e, before, _ in config.stream_with_state()]
+    for (event, mine), (_, spec) in zip(
+        generated, replay([e for e, _ in generated], version), strict=True
+    ):
+        assert mine == {key: e.event_id for key, e in spec.items()}, event.event_id
 
 
 def contested_room(version: str, seed: int = 5, **knobs: float) -> SynthConfig:
