@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import chain
+from operator import itemgetter
 from typing import NoReturn
 
 import attrs
@@ -198,7 +198,8 @@ def _check_mapping(s: Mapping[object, object]) -> None:
         set(map(type, s.values())) <= _ONLY_STR
         and set(map(type, keys)) <= _ONLY_TUPLE
         and set(map(len, keys)) <= _ONLY_TWO  # type: ignore[arg-type]  # tuples, checked above
-        and set(map(type, chain.from_iterable(keys))) <= _ONLY_STR  # type: ignore[arg-type]
+        and set(map(type, map(_first, keys))) <= _ONLY_STR  # type: ignore[arg-type]
+        and set(map(type, map(_second, keys))) <= _ONLY_STR  # type: ignore[arg-type]
     ):
         return
     _check_entries(s.items())
@@ -207,6 +208,7 @@ def _check_mapping(s: Mapping[object, object]) -> None:
 _ONLY_STR = frozenset({str})
 _ONLY_TUPLE = frozenset({tuple})
 _ONLY_TWO = frozenset({2})
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _check_entries(entries: Iterable[tuple[object, object]]) -> None:
