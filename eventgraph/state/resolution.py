@@ -635,7 +635,22 @@ def _resolve_v2(
         checker.apply(partial, remaining)
 
     # Step 5: every key of the unconflicted state map takes its unconflicted value.
-    partial.update(unconflicted)
+    # Only keys of the full conflicted set were written (``AuthChecker.apply`` writes an applied
+    # event's own key), so in v2 only those need their unconflicted value back; v2.1 started
+    # from the empty map, so its answer is the unconflicted map with the resolved keys added.
+    if is_v21:
+        resolved = dict(unconflicted)
+        resolved.update({k: v for k, v in partial.items() if k not in unconflicted})
+        partial = resolved
+    else:
+        for event_id in full_ids:
+            ev = events[event_id]
+            if ev.state_key is None:
+                continue
+            key = (ev.type, ev.state_key)
+            value = unconflicted.get(key)
+            if value is not None:
+                partial[key] = value
     stats.conflicted_keys = len(conflicted)
     stats.conflicted_events = len(conflicted_ids)
     stats.auth_difference = len(difference)
