@@ -138,8 +138,10 @@ class ChainCoverIndex:
         return out
 
     def not_indexed(self, event_ids: Collection[str]) -> set[str]:
-        """The IDs among ``event_ids`` that have no position (stored or not): one set
-        difference at C speed, no Python work per ID."""
+        """The IDs among ``event_ids`` that have no position (stored or not).
+
+        Complexity: O(|event_ids|) in one set difference at C speed, no Python step per ID.
+        """
         ids: set[str] = event_ids if isinstance(event_ids, set) else set(event_ids)
         return ids.difference(self._positions)
 
@@ -155,7 +157,8 @@ class ChainCoverIndex:
 
         Adding an event ID a second time is a no-op.
 
-        Complexity: O(auth events² x ``PROBE_BUDGET``) per event indexed, amortised over the
+        Complexity: O(auth events² x ``PROBE_BUDGET``) per event indexed (plus a sorted insert
+        into the target chain's reverse links per link made), amortised over the
         events a late arrival releases.
         """
         event_id = event.event_id

@@ -108,9 +108,22 @@ def auth_chain_difference(
         its chains (``inclusive=True`` here). The two answers differ only on events of the
         state sets; the default is the spec's definition.
 
-    Complexity: O(total size of the auth chains) events visited and O(longest auth path) store
-    round trips per state set with the BFS; with the chain index, proportional to the chains
-    and links reachable instead.
+    How the index answers (any store with
+    :class:`~eventgraph.protocols.ChainIndexReader`): with U the events in every set and Xᵢ the
+    rest, ∪Cᵢ − ∩Cᵢ = (∪A(Xᵢ) − ∩A(Xᵢ)) − A(U) (A: auth chains, with the events themselves when
+    ``inclusive``). The candidates come from walking down from the Xᵢ only; when the store also
+    offers :class:`~eventgraph.protocols.ChainIndexReverseReader` (``MemoryStore``,
+    ``SqliteStore``), candidates below U are found by searching *up* from them for a shared
+    event, so U itself is never walked; otherwise U is walked down once (not once per set).
+
+    Complexity: BFS: O(total size of the auth chains) events visited and O(longest auth path)
+    round trips per state set. Index, reading both ways: O(Σ|Sᵢ|) C-level set work (the sets,
+    their intersection, one unindexed check of U in the store) plus events visited and rows
+    read proportional to the chains and links reachable from the Xᵢ and those above the
+    candidates (up to the first shared event); round trips: a few per level of those walks and
+    two per level of each upward search. The search is budgeted (about two rows per shared
+    event); past the budget, or with many candidate chains against few shared events, U is
+    walked down once: O(|U| + chains and links reachable from U).
 
     Examples:
         >>> from eventgraph.testing.strategies import make_event
@@ -648,7 +661,11 @@ class _UpwardSearch:
         links into it at ``link_from`` or higher, and so on upwards.
 
         Returns the highest shared member of each chain where the first were found (empty if
-        none is above). Two round trips per level of chains.
+        none is above).
+
+        Complexity: the chain members and links above the start not yet known (members compared
+        once per difference; links followed again only after a search that found a shared
+        event); two round trips per level of chains.
 
         Raises:
             _OverBudgetError: the search examined more than its budget.
@@ -711,6 +728,12 @@ def _drop_below_shared(
 
     If the searches exceed their budget (a candidate far below the shared events with much
     of the room above it), the rest is done the plain way: walk down from every shared event.
+
+    Complexity: within the budget, the rows :class:`_UpwardSearch` reads plus a walk down from
+    each shared event found (events visited: chains and links they reach); round trips: two for
+    the first level of every search, two per further level of each search, and one per level
+    of each walk down. Past the budget, additionally O(|U|) positions and the chains and links
+    reachable from them, in O(longest link path) round trips.
     """
     out: dict[int, tuple[int, int]] = {}
     try:
