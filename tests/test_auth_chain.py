@@ -591,3 +591,25 @@ def test_reverse_reads_agree_between_stores(store_factory: StoreFactory) -> None
         memory.get_chain_reverse_links(only_pl1)
     )
     assert store.get_chain_reverse_links({pl.chain_id: (5, 5)}) == {}
+
+
+def test_a_proxy_store_is_asked_what_it_offers_every_time() -> None:
+    """A proxy class (``__getattr__``) may wrap stores that offer different reads: each
+    instance is judged on its own; the answers equal the BFS either way."""
+
+    class Proxy:
+        def __init__(self, inner: object) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+    store = _hand_store(_HAND)
+    sets = [["$c", "$m1", "$ta"], ["$c", "$m1", "$tb"]]
+    expected = ac.bfs_auth_chain_difference(store, sets)
+    for inner in (_ForwardOnly(store), store, _ForwardOnly(store)):
+        proxy = Proxy(inner)
+        assert ac.auth_chain_difference(proxy, sets) == expected  # type: ignore[arg-type]
+    assert isinstance(Proxy(store), ChainIndexReverseReader)
+    assert not isinstance(Proxy(_ForwardOnly(store)), ChainIndexReverseReader)
+    assert Proxy not in ac._OFFERS

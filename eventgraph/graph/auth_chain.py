@@ -16,7 +16,8 @@ Rules of this module:
    implements :class:`~eventgraph.protocols.ChainIndexReader`. The public functions choose the
    index when the store offers it; the answers are equal by contract and by property test.
    What a store offers is decided once per store *class* (protocol ``isinstance`` checks cost
-   microseconds each): every instance of a class is taken to have its class's methods.
+   microseconds each): every instance of a class is taken to have its class's methods, except
+   for classes with ``__getattr__`` (proxies), which are asked every time.
 5. Every walk is iterative, advances a whole frontier per store call, and terminates on cycles.
 """
 
@@ -256,7 +257,7 @@ def _offers(store: object) -> int:
             got = _FORWARD
         else:
             got = _PLAIN
-        if len(_OFFERS) < 1024:
+        if len(_OFFERS) < 1024 and not hasattr(kind, "__getattr__"):  # proxies: every time
             _OFFERS[kind] = got
     return got
 
