@@ -457,7 +457,8 @@ class _ScopeStore:
     walks go through them; *checked* ones (the auth events of the walked entries, one level, and
     the mainline segment) are answered by ``get_events`` only — for the authorization checks
     that fall back on an event's own auth events and for the mainline walk — and the auth-chain
-    walks stop at them as at any event outside the scope. Facts are built on first request (``arrival`` is 0: it is information only)."""
+    walks stop at them as at any event outside the scope. Facts are built on first request
+    (``arrival`` is 0: it is information only)."""
 
     __slots__ = ("_events", "_facts", "_walked")
 
