@@ -28,6 +28,45 @@ from eventgraph.state.resolution import resolve_state
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 RUMA = FIXTURES / "ruma-state-res"
 
+#: The ruma batch scenarios: snapshot name -> fixture files, in order (its README).
+BATCH_SCENARIOS: dict[str, list[str]] = {
+    "minimal_private_chat": ["bootstrap-private-chat"],
+    "minimal_public_chat": ["bootstrap-public-chat"],
+    "origin_server_ts_tiebreak": ["bootstrap-private-chat", "origin-server-ts-tiebreak"],
+    "ban_vs_power_levels": [
+        "bootstrap-public-chat",
+        "ban-vs-power-levels-alice",
+        "ban-vs-power-levels-bob",
+    ],
+    "topic_vs_power_levels": [
+        "bootstrap-public-chat",
+        "topic-vs-power-levels-alice",
+        "topic-vs-power-levels-bob",
+    ],
+    "power_levels_admin_vs_mod": [
+        "bootstrap-public-chat",
+        "power-levels-admin-vs-mod-alice",
+        "power-levels-admin-vs-mod-bob",
+    ],
+    "topic_vs_ban": [
+        "bootstrap-public-chat",
+        "topic-vs-ban-common",
+        "topic-vs-ban-alice",
+        "topic-vs-ban-bob",
+    ],
+    "join_rules_vs_join": [
+        "bootstrap-public-chat",
+        "join-rules-vs-join-common",
+        "join-rules-vs-join-alice",
+        "join-rules-vs-join-ella",
+    ],
+    "concurrent_joins": [
+        "bootstrap-public-chat",
+        "concurrent-joins-charlie",
+        "concurrent-joins-ella",
+    ],
+}
+
 
 class FlagStore:
     """A MemoryStore whose ``rejected`` facts can be set after events are stored (tests only).

@@ -21,6 +21,7 @@ from eventgraph import MemoryStore, StateKey
 from eventgraph.state.resolution import resolve_state
 
 from .stateres_support import (
+    BATCH_SCENARIOS,
     RUMA,
     RoomStates,
     fixture_version,
@@ -32,44 +33,6 @@ from .stateres_support import (
 pytestmark = pytest.mark.skipif(
     not RUMA.is_dir(), reason=f"shared fixtures not found at {RUMA} (clone shared/ beside repo)"
 )
-
-BATCH_SCENARIOS: dict[str, list[str]] = {
-    "minimal_private_chat": ["bootstrap-private-chat"],
-    "minimal_public_chat": ["bootstrap-public-chat"],
-    "origin_server_ts_tiebreak": ["bootstrap-private-chat", "origin-server-ts-tiebreak"],
-    "ban_vs_power_levels": [
-        "bootstrap-public-chat",
-        "ban-vs-power-levels-alice",
-        "ban-vs-power-levels-bob",
-    ],
-    "topic_vs_power_levels": [
-        "bootstrap-public-chat",
-        "topic-vs-power-levels-alice",
-        "topic-vs-power-levels-bob",
-    ],
-    "power_levels_admin_vs_mod": [
-        "bootstrap-public-chat",
-        "power-levels-admin-vs-mod-alice",
-        "power-levels-admin-vs-mod-bob",
-    ],
-    "topic_vs_ban": [
-        "bootstrap-public-chat",
-        "topic-vs-ban-common",
-        "topic-vs-ban-alice",
-        "topic-vs-ban-bob",
-    ],
-    "join_rules_vs_join": [
-        "bootstrap-public-chat",
-        "join-rules-vs-join-common",
-        "join-rules-vs-join-alice",
-        "join-rules-vs-join-ella",
-    ],
-    "concurrent_joins": [
-        "bootstrap-public-chat",
-        "concurrent-joins-charlie",
-        "concurrent-joins-ella",
-    ],
-}
 
 
 def _run(files: list[str], mode: str) -> dict[StateKey, str]:
