@@ -334,7 +334,8 @@ def main() -> None:
     if args.auth_only:
         sizes = []
         kept = out.read_text().splitlines() if out.exists() else []
-        rows = [r for r in kept if not r.startswith(("auth_chain_difference", "speedup"))]
+        auth_rows = ("auth_chain_difference", "speedup", "# auth difference")
+        rows = [r for r in kept if not r.startswith(auth_rows)]
     for n in sizes:
         t0 = time.perf_counter()
         store, spine = build_walk_room(n)
