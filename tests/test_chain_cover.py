@@ -189,3 +189,33 @@ def test_index_direct() -> None:
     assert list(index.positions(["$a", "$m"])) == ["$a"]
     index.check()
     assert list(itertools.chain.from_iterable(index.members({1: (0, 9)}).values())) == ["$a"]
+
+
+def test_reverse_links_of_the_worked_example() -> None:
+    """Each of Synapse's links read from its target, by target range; the check rebuilds them
+    from the links (a store that loses one fails ``check_invariants``)."""
+    store = MemoryStore()
+    store.add_events(_worked_events())
+    store.check_invariants()
+    ids = [f"${n}" for n in WORKED]
+    positions = store.get_chain_positions(ids)
+    at = {(p.chain_id, p.sequence): i[1:] for i, p in positions.items()}
+    chains = {p.chain_id for p in positions.values()}
+    everything = dict.fromkeys(chains, (0, 99))
+    read_back = {
+        (at[(r.origin_chain_id, r.origin_sequence)], at[(c, r.target_sequence)])
+        for c, into in store.get_chain_reverse_links(everything).items()
+        for r in into
+    }
+    assert read_back == EXPECTED_LINKS
+    power = positions["$power"]
+    into_power = store.get_chain_reverse_links({power.chain_id: (0, power.sequence)})
+    origins = {at[(r.origin_chain_id, r.origin_sequence)] for r in into_power[power.chain_id]}
+    assert origins == {"alice_invite", "bob_join_2"}
+    whole = store.get_chain_reverse_links(everything)[power.chain_id]
+    above = store.get_chain_reverse_links({power.chain_id: (power.sequence, 99)})
+    assert above == {power.chain_id: tuple(r for r in whole if r.target_sequence > power.sequence)}
+    assert {at[(r.origin_chain_id, r.origin_sequence)] for r in above[power.chain_id]} == {
+        "alice_join2"
+    }
+    assert store.get_unindexed([*ids, "$unknown"]) == set()
