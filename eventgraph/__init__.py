@@ -34,6 +34,7 @@ from .federation.state import event_auth_response as event_auth_response
 from .federation.state import state_ids_response as state_ids_response
 from .federation.state import state_response as state_response
 from .graph.auth_chain import auth_chain_difference as auth_chain_difference
+from .graph.auth_chain import auth_chain_difference_split as auth_chain_difference_split
 from .graph.auth_chain import auth_chain_ids as auth_chain_ids
 from .graph.auth_chain import conflicted_subgraph as conflicted_subgraph
 from .graph.walks import BACKFILL_MAX_LIMIT as BACKFILL_MAX_LIMIT
@@ -41,8 +42,10 @@ from .graph.walks import MISSING_EVENTS_MAX_LIMIT as MISSING_EVENTS_MAX_LIMIT
 from .graph.walks import backfill as backfill
 from .graph.walks import missing_events as missing_events
 from .protocols import ChainIndexReader as ChainIndexReader
+from .protocols import ChainIndexReverseReader as ChainIndexReverseReader
 from .protocols import ChainLink as ChainLink
 from .protocols import ChainPosition as ChainPosition
+from .protocols import ChainReverseLink as ChainReverseLink
 from .protocols import EventFacts as EventFacts
 from .protocols import EventReader as EventReader
 from .protocols import EventStateGroups as EventStateGroups
@@ -50,6 +53,7 @@ from .protocols import EventStore as EventStore
 from .protocols import EventWriter as EventWriter
 from .protocols import GraphReader as GraphReader
 from .protocols import RoomStore as RoomStore
+from .protocols import StateGroupChangesReader as StateGroupChangesReader
 from .protocols import StateGroupDraft as StateGroupDraft
 from .protocols import StateGroupReader as StateGroupReader
 from .protocols import StateGroupWriter as StateGroupWriter
@@ -90,8 +94,10 @@ __all__ = [
     "MISSING_EVENTS_MAX_LIMIT",
     "AuthError",
     "ChainIndexReader",
+    "ChainIndexReverseReader",
     "ChainLink",
     "ChainPosition",
+    "ChainReverseLink",
     "CycleError",
     "Event",
     "EventFacts",
@@ -120,6 +126,7 @@ __all__ = [
     "SignaturePresenceVerifier",
     "SignatureVerifier",
     "SqliteStore",
+    "StateGroupChangesReader",
     "StateGroupDraft",
     "StateGroupReader",
     "StateGroupWriter",
@@ -132,6 +139,7 @@ __all__ = [
     "SynthConfig",
     "UnsupportedRoomVersionError",
     "auth_chain_difference",
+    "auth_chain_difference_split",
     "auth_chain_ids",
     "auth_types_for_event",
     "backfill",
