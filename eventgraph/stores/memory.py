@@ -37,6 +37,7 @@ from ..protocols import (
     EventStateGroups,
     StateWrite,
 )
+from ._batch import check_batch
 from .memory_state import MemoryStateGroups, StateGroupStats
 
 __all__ = ["MemoryStore"]
@@ -187,42 +188,18 @@ class MemoryStore:
         rejected: Mapping[str, str],
         soft_failed: Collection[str],
     ) -> list[Event]:
-        batch: list[Event] = []
-        seen: dict[str, Event] = {}
-        versions: dict[str, RoomVersion] = {}
-        for event in events:
-            if not isinstance(event, Event):
-                msg = f"only Event values can be stored, not {type(event).__name__}"
-                raise StoreError(msg)
-            known = self._events.get(event.event_id) or seen.get(event.event_id)
-            if known is not None and known != event:
-                msg = f"a different event is already stored as {event.event_id}"
-                raise StoreError(msg)
-            room = self._rooms.get(event.room_id)
-            version = room.version if room is not None else versions.get(event.room_id)
-            if version is not None and version != event.room_version:
-                msg = (
-                    f"room {event.room_id} has room version {version.identifier}, "
-                    f"not {event.room_version.identifier}"
-                )
-                raise StoreError(msg)
-            versions[event.room_id] = event.room_version
-            if event.event_id not in seen:
-                seen[event.event_id] = event
-                batch.append(event)
-        for name, ids in (
-            ("outliers", outliers),
-            ("rejected", rejected),
-            ("soft_failed", soft_failed),
-        ):
-            for event_id in ids:
-                if event_id not in seen:
-                    msg = f"'{name}' names {event_id}, which is not in the batch"
-                    raise StoreError(msg)
-        for event_id, reason in rejected.items():
-            if not isinstance(reason, str):
-                msg = f"the rejection reason of {event_id} must be a string"
-                raise StoreError(msg)
+        def stored_version(room_id: str) -> RoomVersion | None:
+            room = self._rooms.get(room_id)
+            return None if room is None else room.version
+
+        batch, _ = check_batch(
+            events,
+            outliers,
+            rejected,
+            soft_failed,
+            stored_event=self._events.get,
+            stored_version=stored_version,
+        )
         return batch
 
     def _insert(

@@ -67,6 +67,7 @@ from ..protocols import (
     StateWrite,
 )
 from . import _sqlite_chain, _sqlite_state
+from ._batch import check_batch
 from .memory_state import StateGroupStats
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -632,7 +633,7 @@ class SqliteStore:
             StoreError: the batch is inconsistent, or SQLite refused the write (disk full, the
                 database locked longer than ``timeout``); the store is unchanged.
         """
-        batch, versions = _validate_batch(events, outliers, rejected or {}, soft_failed)
+        batch, versions = check_batch(events, outliers, rejected or {}, soft_failed)
         if not batch:
             return
         outlier_set = frozenset(outliers)
@@ -943,7 +944,7 @@ class SqliteStore:
             StoreError: the events or the state write are inconsistent, or SQLite refused the
                 write; the store is unchanged.
         """
-        batch, versions = _validate_batch(events, outliers, rejected or {}, soft_failed)
+        batch, versions = check_batch(events, outliers, rejected or {}, soft_failed)
         outlier_set = frozenset(outliers)
         rejected_map = dict(rejected or {})
         soft_set = frozenset(soft_failed)
@@ -1011,55 +1012,6 @@ class SqliteStore:
             _check(conn, self._version)
             _sqlite_state.check(conn, self._chunk)
             _sqlite_chain.check(conn, self._chunk)
-
-
-def _validate_batch(
-    events: Iterable[Event],
-    outliers: Collection[str],
-    rejected: Mapping[str, str],
-    soft_failed: Collection[str],
-) -> tuple[list[Event], dict[str, RoomVersion]]:
-    """Check what can be checked without the database; the batch, deduplicated, and its rooms."""
-    batch: list[Event] = []
-    seen: dict[str, Event] = {}
-    versions: dict[str, RoomVersion] = {}
-    for event in events:
-        if not isinstance(event, Event):
-            msg = f"only Event values can be stored, not {type(event).__name__}"
-            raise StoreError(msg)
-        known = seen.get(event.event_id)
-        if known is not None and known != event:
-            msg = f"a different event is already stored as {event.event_id}"
-            raise StoreError(msg)
-        version = versions.get(event.room_id)
-        if (
-            version is not None
-            and version is not event.room_version
-            and version != event.room_version
-        ):
-            msg = (
-                f"room {event.room_id} has room version {version.identifier}, "
-                f"not {event.room_version.identifier}"
-            )
-            raise StoreError(msg)
-        versions[event.room_id] = event.room_version
-        if known is None:
-            seen[event.event_id] = event
-            batch.append(event)
-    for name, flagged in (
-        ("outliers", outliers),
-        ("rejected", rejected),
-        ("soft_failed", soft_failed),
-    ):
-        for event_id in flagged:
-            if event_id not in seen:
-                msg = f"'{name}' names {event_id}, which is not in the batch"
-                raise StoreError(msg)
-    for event_id, reason in rejected.items():
-        if not isinstance(reason, str):
-            msg = f"the rejection reason of {event_id} must be a string"
-            raise StoreError(msg)
-    return batch, versions
 
 
 def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> None:
