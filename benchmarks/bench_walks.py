@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -315,11 +317,79 @@ def rounds(store: MemoryStore, fn: Callable[[EventReader], object]) -> int:
     return counting.statistics().round_trips
 
 
+def walk_rows(n: int, reps: int) -> list[tuple[str, float, float, float, int, int]]:
+    """The walk rows of one room size: (case, min, median, max, round trips, baseline's)."""
+    rows: list[tuple[str, float, float, float, int, int]] = []
+    t0 = time.perf_counter()
+    store, spine = build_walk_room(n)
+    print(f"built {len(store)} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    # The middle point is a merge event, so every size walks the same shape.
+    mid_i = next(i for i in range(len(spine) // 2, len(spine)) if spine[i].startswith("$m"))
+    tip, mid = spine[-1], spine[mid_i]
+    cases: list[tuple[str, Callable[[EventReader], object], Callable[[EventReader], object]]]
+    cases = [
+        (
+            "backfill(limit=100) top",
+            partial(backfill, room_id=ROOM, from_event_ids=[tip], limit=100),
+            partial(per_event_backfill, seed=tip, limit=100),
+        ),
+        (
+            "backfill(limit=100) middle",
+            partial(backfill, room_id=ROOM, from_event_ids=[mid], limit=100),
+            partial(per_event_backfill, seed=mid, limit=100),
+        ),
+        (
+            "missing_events(limit=10) top",
+            partial(
+                missing_events,
+                room_id=ROOM,
+                earliest_event_ids=[spine[-12]],
+                latest_event_ids=[tip],
+                limit=10,
+            ),
+            _no_baseline,
+        ),
+        (
+            "missing_events(limit=10) middle",
+            partial(
+                missing_events,
+                room_id=ROOM,
+                earliest_event_ids=[spine[mid_i - 12]],
+                latest_event_ids=[mid],
+                limit=10,
+            ),
+            _no_baseline,
+        ),
+    ]
+    for name, fn, baseline in cases:
+        lo, med, hi = timeit(partial(fn, store), reps)
+        rt = rounds(store, fn)
+        brt = rounds(store, baseline)
+        rows.append((name, lo, med, hi, rt, brt))
+    del store
+    return rows
+
+
+def _walk_rows_in_fresh_process(n: int, reps: int) -> list[list[Any]]:
+    # Each size runs in its own interpreter, so one size's heap (a 10^6-event room leaves a large,
+    # fragmented one) does not slow the next: every row measures the walk, not the process history.
+    cmd = [sys.executable, __file__, "--one-size", str(n), "--reps", str(reps)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    sys.stderr.write(done.stderr)
+    rows: list[list[Any]] = json.loads(done.stdout)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10^4 and 10^5 only, fewer reps")
     parser.add_argument("--auth-only", action="store_true", help="only the auth difference")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reps", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_size:
+        print(json.dumps(walk_rows(args.one_size, args.reps or 300)))
+        return
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     reps = 50 if args.quick else 300
     rows: list[str] = []
@@ -337,57 +407,12 @@ def main() -> None:
         auth_rows = ("auth_chain_difference", "speedup", "# auth difference")
         rows = [r for r in kept if not r.startswith(auth_rows)]
     for n in sizes:
-        t0 = time.perf_counter()
-        store, spine = build_walk_room(n)
-        print(f"built {len(store)} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-        # The middle point is a merge event, so every size walks the same shape.
-        mid_i = next(i for i in range(len(spine) // 2, len(spine)) if spine[i].startswith("$m"))
-        tip, mid = spine[-1], spine[mid_i]
-        cases: list[tuple[str, Callable[[EventReader], object], Callable[[EventReader], object]]]
-        cases = [
-            (
-                "backfill(limit=100) top",
-                partial(backfill, room_id=ROOM, from_event_ids=[tip], limit=100),
-                partial(per_event_backfill, seed=tip, limit=100),
-            ),
-            (
-                "backfill(limit=100) middle",
-                partial(backfill, room_id=ROOM, from_event_ids=[mid], limit=100),
-                partial(per_event_backfill, seed=mid, limit=100),
-            ),
-            (
-                "missing_events(limit=10) top",
-                partial(
-                    missing_events,
-                    room_id=ROOM,
-                    earliest_event_ids=[spine[-12]],
-                    latest_event_ids=[tip],
-                    limit=10,
-                ),
-                _no_baseline,
-            ),
-            (
-                "missing_events(limit=10) middle",
-                partial(
-                    missing_events,
-                    room_id=ROOM,
-                    earliest_event_ids=[spine[mid_i - 12]],
-                    latest_event_ids=[mid],
-                    limit=10,
-                ),
-                _no_baseline,
-            ),
-        ]
-        for name, fn, baseline in cases:
-            lo, med, hi = timeit(partial(fn, store), reps)
+        for name, lo, med, hi, rt, brt in _walk_rows_in_fresh_process(n, reps):
             medians[(name, n)] = med
-            rt = rounds(store, fn)
-            brt = rounds(store, baseline)
             rows.append(
                 f"{name}\t{n}\t{lo * 1e3:.4f}\t{med * 1e3:.4f}\t{hi * 1e3:.4f}\t{rt}\t{brt}"
             )
             print(rows[-1], file=sys.stderr)
-        del store
     for name in sorted({k[0] for k in medians}) if sizes else ():
         ratio = medians[(name, sizes[-1])] / medians[(name, sizes[0])]
         rows.append(f"ratio {sizes[-1]}/{sizes[0]}\t{name}\t{ratio:.2f}")
