@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import pytest
 
-from eventgraph import Event, MemoryStore
+from eventgraph import Event
 from eventgraph.protocols import RoomStore
 from eventgraph.stores.sqlite import SqliteStore
 from eventgraph.testing.contract import ContractStore, contract_event
@@ -54,35 +54,9 @@ StoreFactory = Callable[[], ContractStore]
 RoomStoreFactory = Callable[[], RoomStore]
 
 
-def make_store(kind: str) -> ContractStore:
-    """A new, empty store of ``kind`` (``"memory"`` or ``"sqlite"``, the latter in memory)."""
-    if kind == "memory":
-        return MemoryStore()
-    if kind == "sqlite":
-        return SqliteStore(":memory:")
-    msg = f"unknown store kind {kind!r}"
-    raise ValueError(msg)
-
-
-@pytest.fixture(scope="session", params=STORE_KINDS)
-def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
-    """A factory of new, empty stores of one kind; the test runs once per kind."""
-    kind: str = request.param
-    made: list[ContractStore] = []
-
-    def factory() -> ContractStore:
-        store = make_store(kind)
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        if isinstance(store, SqliteStore):
-            store.close()
-
-
 def make_room_store(kind: str) -> RoomStore:
-    """A new, empty store with the state-group protocols (what the ingest pipeline needs)."""
+    """A new, empty store of ``kind`` (``"memory"`` or ``"sqlite"``, the latter in memory), with
+    every protocol including state groups (what the ingest pipeline needs)."""
     if kind == "memory":
         return room_memory_store()
     if kind == "sqlite":
@@ -91,10 +65,12 @@ def make_room_store(kind: str) -> RoomStore:
     raise ValueError(msg)
 
 
-@pytest.fixture(scope="session", params=STORE_KINDS)
-def room_store_factory(request: pytest.FixtureRequest) -> Iterator[RoomStoreFactory]:
-    """A factory of new, empty room stores (state groups included) of one kind."""
-    kind: str = request.param
+def make_store(kind: str) -> ContractStore:
+    """A new, empty store of ``kind`` (see :func:`make_room_store`)."""
+    return make_room_store(kind)
+
+
+def _closing_factory(kind: str) -> Iterator[RoomStoreFactory]:
     made: list[RoomStore] = []
 
     def factory() -> RoomStore:
@@ -106,6 +82,18 @@ def room_store_factory(request: pytest.FixtureRequest) -> Iterator[RoomStoreFact
     for store in made:
         if isinstance(store, SqliteStore):
             store.close()
+
+
+@pytest.fixture(scope="session", params=STORE_KINDS)
+def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    """A factory of new, empty stores of one kind; the test runs once per kind."""
+    yield from _closing_factory(request.param)
+
+
+@pytest.fixture(scope="session", params=STORE_KINDS)
+def room_store_factory(request: pytest.FixtureRequest) -> Iterator[RoomStoreFactory]:
+    """A factory of new, empty room stores (state groups included) of one kind."""
+    yield from _closing_factory(request.param)
 
 
 @attrs.frozen

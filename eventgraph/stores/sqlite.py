@@ -199,6 +199,16 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _group_sorted(
+    rows: Iterable[tuple[str, str]], ids: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """``(parent, child)`` rows as ``{parent: sorted children}``, for the asked IDs in order."""
+    grouped: dict[str, set[str]] = {}
+    for parent, child in rows:
+        grouped.setdefault(parent, set()).add(child)
+    return {i: tuple(sorted(grouped[i])) for i in ids if i in grouped}
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -493,10 +503,7 @@ class SqliteStore:
                 "WHERE p.prev_id IN ({ids}) AND e.outlier = 0",
                 ids,
             )
-        children: dict[str, set[str]] = {}
-        for parent, child in rows:
-            children.setdefault(parent, set()).add(child)
-        return {i: tuple(sorted(children[i])) for i in ids if i in children}
+        return _group_sorted(rows, ids)
 
     def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
         """The room's forward extremities, sorted. Complexity: one statement, O(answer) rows."""
@@ -908,10 +915,7 @@ class SqliteStore:
                 "JOIN events e ON e.arrival = p.event_nid WHERE p.prev_id IN ({ids})",
                 ids,
             )
-        children: dict[str, set[str]] = {}
-        for parent, child in rows:
-            children.setdefault(parent, set()).add(child)
-        return {i: tuple(sorted(children[i])) for i in ids if i in children}
+        return _group_sorted(rows, ids)
 
     def state_group_stats(self) -> StateGroupStats:
         """Counts of the stored state groups (as ``MemoryStateGroups.stats``). Four statements."""
