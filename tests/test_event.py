@@ -127,6 +127,8 @@ def test_content_is_frozen_and_a_copy() -> None:
         ({"content": {"n": 2**53}}, "canonical JSON range"),
         ({"content": {"f": 1.5}}, "floats"),
         ({"other": {"f": 0.5}}, "floats"),
+        ({"unsigned": {"age": 2**60}}, "canonical JSON range"),
+        ({"hashes": {"sha256": "h", "x": 0.5}}, "floats"),
         ({"content": {"big": "x" * 70000}}, "larger than 65536"),
     ],
 )
@@ -185,6 +187,12 @@ def test_v1_format(version: str) -> None:
         Event.from_pdu(pdu, version)
     with pytest.raises(InvalidEventError, match=r"\$opaque:domain"):
         Event.from_pdu(make_pdu(version, event_id="$nodomain"), version)
+
+
+def test_v11_top_level_redacts_is_still_checked_json() -> None:
+    """From RV 11 a top-level 'redacts' is no target, but strict canonical JSON still applies."""
+    with pytest.raises(InvalidEventError, match="floats"):
+        Event.from_pdu(make_pdu("11", redacts=0.5), "11")
 
 
 def test_redacts_by_version() -> None:

@@ -77,6 +77,10 @@ _KNOWN_TOP_LEVEL = frozenset(
 
 
 _UNSIGNED_PARTS = frozenset({"hashes", "signatures", "unsigned"})
+# Top-level keys whose values the parser checks one by one (the rest get a generic check).
+_CHECKED_TOP_LEVEL = _KNOWN_TOP_LEVEL - _UNSIGNED_PARTS
+# From RV 11 a top-level ``redacts`` is not the redaction target and gets no check of its own.
+_CHECKED_TOP_LEVEL_V11 = _CHECKED_TOP_LEVEL - {"redacts"}
 
 
 def _flat_strings(value: object) -> bool:
@@ -384,22 +388,21 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
     if unsigned is not None and not isinstance(unsigned, dict):
         raise _bad("'unsigned' must be an object")
 
+    # Keys the checks above did not cover: unknown ones and the unsigned parts. The known keys
+    # are strings by construction; only these few need a type check (one C set difference).
+    others = pdu.keys() - (
+        _CHECKED_TOP_LEVEL_V11 if rv.redaction_rules is RedactionRules.V11 else _CHECKED_TOP_LEVEL
+    )
+    for key in others:
+        if type(key) is not str:
+            raise _bad("PDU keys must be strings")
     if strict:
         # RV 6+: every value must obey canonical JSON's number rules, not just the content.
         # (Relaxed versions need no walk: the encoder below refuses non-JSON values.)
-        for key, value in pdu.items():
-            if type(key) is not str:
-                raise _bad("PDU keys must be strings")
-            if (
-                type(value) is not str
-                and (key not in _KNOWN_TOP_LEVEL or key in _UNSIGNED_PARTS)
-                and not _flat_strings(value)
-            ):
+        for key in sorted(others):
+            value = pdu[key]
+            if type(value) is not str and not _flat_strings(value):
                 check_json(value, strict=True, where=key)
-    else:
-        for key in pdu:
-            if type(key) is not str:
-                raise _bad("PDU keys must be strings")
 
     redacts: str | None = None
     if rv.redaction_rules is RedactionRules.V11:
