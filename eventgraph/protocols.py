@@ -347,6 +347,26 @@ class StateGroupChangesReader(Protocol):
 
 
 @runtime_checkable
+class StateKeyPresenceReader(Protocol):
+    """Tells which state keys a room has any stored event for (optional, on top of
+    :class:`StateGroupReader`).
+
+    With it, the ingest pipeline knows the current state at a key that no forward extremity's
+    state has, without resolving, when the room has no event for that key at all (a newcomer's
+    ``m.room.member`` key): a state resolution can only bring a key in through an event of its
+    inputs' auth chains, and those are stored events of the room.
+    """
+
+    def get_present_state_keys(
+        self, room_id: str, keys: Collection[_StateKey], /
+    ) -> Collection[_StateKey]:
+        """The keys among ``keys`` for which ``room_id`` has at least one stored state event,
+        whatever its flags (outlier, rejected or soft-failed events count: a resolution may
+        re-admit a rejected event)."""
+        ...
+
+
+@runtime_checkable
 class StateGroupWriter(Protocol):
     """Writes events together with their state groups, in one atomic step."""
 
@@ -390,6 +410,7 @@ __all__ += [
     "StateGroupDraft",
     "StateGroupReader",
     "StateGroupWriter",
+    "StateKeyPresenceReader",
     "StateStore",
     "StateWrite",
 ]

@@ -47,8 +47,11 @@ Rules of this module (server-server API "Checks performed on receipt of a PDU", 
    out); a check against the same set of auth events as a check that passed is not run again
    (``check_auth`` depends on the set, not the order); check 6 reads the current state's
    entries without resolving when each key the event's auth events are selected from has the
-   same event in every extremity's state (every algorithm keeps the unconflicted state), and
-   resolves (cached by the set of input groups) otherwise; state entries read from stored
+   same event in every extremity's state (every algorithm keeps the unconflicted state) or is
+   in no extremity's state and has no event in the room at all (a store with
+   :class:`~eventgraph.protocols.StateKeyPresenceReader`; a resolution only brings in keys of
+   its inputs and of their auth chains), and resolves (cached by the set of input groups)
+   otherwise; state entries read from stored
    groups and the rejection flags of connected events are remembered for the call (both are
    immutable); common-path events are written in batches (rule 4).
 
@@ -84,6 +87,7 @@ from .protocols import (
     RoomStore,
     StateGroupChangesReader,
     StateGroupDraft,
+    StateKeyPresenceReader,
     StateWrite,
 )
 from .state.authz import SignaturePresenceVerifier, SignatureVerifier, check_auth
@@ -391,6 +395,9 @@ class _Run:
         self._changes_reader = (
             self.store if isinstance(self.store, StateGroupChangesReader) else None
         )
+        self._presence_reader = (
+            self.store if isinstance(self.store, StateKeyPresenceReader) else None
+        )
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
         self._rejected: dict[str, bool] = {}
         # Events checked on the common path, not written yet (rule 4): their write, and what
@@ -402,6 +409,8 @@ class _Run:
         self._pending_groups: dict[str, EventStateGroups] = {}
         # A pending draft: the stored group it builds on, and every change since that group.
         self._pending_states: dict[int, tuple[int, dict[StateKey, str]]] = {}
+        # The keys of the pending state events, whatever their flags (``_unresolved_ids``).
+        self._pending_keys: set[StateKey] = set()
         # The room's forward extremities as the store will have them once the pending events
         # are written (loaded when the first event becomes pending).
         self._forward: set[str] | None = None
@@ -764,21 +773,59 @@ class _Run:
                 cached = self.store.get_resolutions((inputs,)).get(inputs)
             if cached is not None:
                 return self._state_ids(event, cached, in_hand)
-            # Every algorithm keeps the unconflicted state: a key with the same event in every
-            # state has that event in the resolution (v1: "R := union of the states excluding
-            # conflicting events"; v2 and v2.1 step 5: "overwrite with every key from the
-            # unconflicted state map"; digest §7.2–7.4). When every key the event's auth
-            # events are selected from is such a key, its auth events in the current state
-            # are known without resolving. (A key missing from every state is not enough: v2
-            # may bring one in from the auth difference.)
-            keys = self._auth_keys(event)
-            first = self._entries(distinct[0], keys)
-            if len(first) == len(keys) and all(
-                self._entries(g, keys) == first for g in distinct[1:]
-            ):
-                return self._usable([first[k] for k in keys], event)
+            known = self._unresolved_ids(event, distinct)
+            if known is not None:
+                return known
         current = self._resolved_group(distinct, drafts, in_hand, resolutions)
         return self._state_ids(event, current, in_hand)
+
+    def _unresolved_ids(self, event: Event, distinct: Sequence[int]) -> list[str] | None:
+        """The auth events of ``event`` in the resolution of the stored or pending groups
+        ``distinct`` when they are known without resolving (fast path), else ``None``.
+
+        They are known when, at every key the event's auth events are selected from, either
+        (a) every state has the same event, or (b) no state has the key and the room has no
+        event at all for it (stored or pending, whatever its flags). Then the resolution has
+        (a) that event and (b) nothing at the key, in every algorithm (digest §7.2–7.4):
+
+        - (a) Every algorithm keeps the unconflicted state. v1: "R := union of the states
+          excluding conflicting events"; v2 and v2.1 step 5: "overwrite with every key from
+          the unconflicted state map".
+        - (b) A key is in the result only if it is in the unconflicted state map or some event
+          of the set being resolved has it. A key in no input state is in neither the
+          unconflicted state map nor the conflicted state set (both are made of the inputs'
+          entries). v1 resolves only the conflicted keys, each to one of its conflicting
+          events. v2 and v2.1 add the *auth difference* ("the union of the auth chains of the
+          events in each state, minus their intersection"; v2.1 also the *conflicted
+          subgraph*, events on auth paths between conflicted events), and every event of
+          that full conflicted set that passes the iterative auth checks is written at its
+          own key. Every such event is an auth event, transitively, of an event of an input
+          state, so a stored event of this room (an event is stored only once its auth events
+          are; an auth event of another room fails auth rules and only stored events are
+          read). Rejected events count too: the spec re-checks them in the full conflicted
+          set (:mod:`eventgraph.state.resolution` rule 4), so the store's answer counts every
+          stored event. The event being checked is no input's auth event unless it is stored
+          (a parked outlier being connected), and then the store counts it: that check simply
+          resolves.
+        """
+        if not self.fast_paths:
+            return None
+        keys = self._auth_keys(event)
+        first = self._entries(distinct[0], keys)
+        # Equal entries at ``keys``: each key is in every state with one event, or in none.
+        if any(self._entries(g, keys) != first for g in distinct[1:]):
+            return None
+        absent = [k for k in keys if k not in first]
+        if absent:
+            reader = self._presence_reader
+            room_id = self.room.room_id
+            if reader is None or room_id is None:
+                return None
+            if any(k in self._pending_keys for k in absent):
+                return None
+            if reader.get_present_state_keys(room_id, absent):
+                return None
+        return self._usable([first[k] for k in keys if k in first], event)
 
     def _auth_keys(self, event: Event) -> tuple[StateKey, ...]:
         return auth_types_for_event(
@@ -922,6 +969,8 @@ class _Run:
             else:
                 self._pending_states[after] = (base[0], {**base[1], key: event_id})
         self._pending[event_id] = event
+        if key is not None:
+            self._pending_keys.add(key)
         self._pending_groups[event_id] = EventStateGroups(before, after)
         if rejection is not None:
             self._pending_rejected[event_id] = rejection
@@ -958,11 +1007,8 @@ class _Run:
             cached = self.store.get_resolutions((inputs,)).get(inputs)
             if cached is not None:
                 return self._state_ids(event, cached, {})
-        keys = self._auth_keys(event)
-        first = self._entries(distinct[0], keys)
-        if len(first) == len(keys) and all(self._entries(g, keys) == first for g in distinct[1:]):
-            return self._usable([first[k] for k in keys], event)
-        return False
+        known = self._unresolved_ids(event, distinct)
+        return False if known is None else known
 
     def _flush(self) -> None:
         """Write the pending events, their flags and state groups in one atomic call."""
@@ -978,6 +1024,7 @@ class _Run:
         self._pending_drafts = []
         self._pending_groups = {}
         self._pending_states = {}
+        self._pending_keys = set()
         self._forward = None
         self.store.add_events_with_state(
             events, rejected=rejected or None, soft_failed=soft_failed, state=write

@@ -327,3 +327,57 @@ def test_error_in_an_algorithm_stores_the_events_before_it(
     monkeypatch.undo()
     n = _prefix_ok(store, events)
     assert 150 < n < 300  # everything checked before the failing check is stored
+
+
+# -- check 6 for a key no extremity's state has (StateKeyPresenceReader) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "seed"), [(v, s) for v in ("1", "3", "11", "12") for s in range(2)]
+)
+def test_newcomers_joining_during_forks(version: str, seed: int) -> None:
+    """Many members joining while the room is forked (their ``m.room.member`` key is in no
+    extremity's state, so check 6 reads it as absent when the room has no event for it):
+    same answers as the plain path, which resolves."""
+    pdus = [
+        e.to_pdu()
+        for e in generate_room(
+            version, events=600, members=400, seed=seed, fork_rate=0.5, fork_length=20
+        )
+    ]
+    assert_same(pdus, version, chunk=50)
+
+
+def test_absent_keys_read_without_resolving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above is not vacuous: the store is asked about keys no extremity's state
+    has, and often answers that the room has no event for any of them."""
+    answers: list[int] = []
+    original = MemoryStore.get_present_state_keys
+
+    def counted(store: MemoryStore, room_id: str, keys: Any, /) -> Any:
+        present = original(store, room_id, keys)
+        answers.append(len(present))
+        return present
+
+    monkeypatch.setattr(MemoryStore, "get_present_state_keys", counted)
+    pdus = [
+        e.to_pdu()
+        for e in generate_room("11", events=600, members=400, fork_rate=0.5, fork_length=20)
+    ]
+    _ingest(pdus, "11", fast=True, chunk=50)
+    assert answers.count(0) >= 20
+
+
+def test_memory_store_present_state_keys() -> None:
+    """Every stored state event counts, rejected and outlier ones included; other rooms and
+    unknown rooms do not."""
+    events = list(generate_room("11", events=30, members=5))
+    store = room_memory_store()
+    store.add_events(events[:10], outliers=[events[9].event_id])
+    store.add_events(events[10:], rejected={events[-1].event_id: "test"})
+    keys = {e.state_tuple for e in events if e.state_tuple is not None}
+    room_id = events[0].room_id
+    probe = [*sorted(keys), ("m.room.member", "@nobody:example")]
+    assert set(store.get_present_state_keys(room_id, probe)) == keys
+    assert not store.get_present_state_keys("!other:example", probe)
+    store.check_invariants()

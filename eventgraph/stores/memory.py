@@ -17,6 +17,10 @@ Rules of this module:
    (:class:`~eventgraph.protocols.ChainIndexReader`, read backwards too:
    :class:`~eventgraph.protocols.ChainIndexReverseReader`) in its write path with the pure logic of
    :mod:`eventgraph.chain_cover` (protocol layer), whatever order events arrive in.
+6. Each room keeps the set of ``(type, state_key)`` keys of its stored state events (outliers,
+   rejected and soft-failed ones included), added to when an event is first stored and never
+   removed (events are never deleted), for
+   :class:`~eventgraph.protocols.StateKeyPresenceReader`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class _RoomData:
     forward: set[str] = attrs.field(factory=set)
     backward: dict[str, int] = attrs.field(factory=dict)
     event_count: int = 0
+    # Every key with a stored state event of the room, whatever its flags (rule 6).
+    state_keys: set[StateKey] = attrs.field(factory=set)
 
 
 class MemoryStore:
@@ -217,6 +223,9 @@ class MemoryStore:
             self._next_arrival += 1
             room.event_count += 1
             self._events[event_id] = event
+            key = event.state_tuple
+            if key is not None:
+                room.state_keys.add(key)
         else:
             arrival = old.arrival
         self._facts[event_id] = EventFacts(
@@ -291,6 +300,15 @@ class MemoryStore:
     def get_changed_keys(self, first: int, second: int, /) -> Collection[StateKey] | None:
         return self._state_groups.get_changed_keys(first, second)
 
+    def get_present_state_keys(
+        self, room_id: str, keys: Collection[StateKey], /
+    ) -> Collection[StateKey]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return set()
+        present = room.state_keys
+        return {k for k in keys if k in present}
+
     def state_group_stats(self) -> StateGroupStats:
         """Counts of the stored state groups (see :class:`StateGroupStats`)."""
         return self._state_groups.stats()
@@ -353,11 +371,14 @@ class MemoryStore:
         forward: dict[str, set[str]] = {r: set() for r in self._rooms}
         backward: dict[str, dict[str, int]] = {r: {} for r in self._rooms}
         counts: dict[str, int] = dict.fromkeys(self._rooms, 0)
+        state_keys: dict[str, set[StateKey]] = {r: set() for r in self._rooms}
         for event_id, event in self._events.items():
             f = self._facts[event_id]
             if f.event_id != event_id or f.room_id != event.room_id:
                 raise StoreError(f"facts of {event_id} disagree with the event")
             counts[event.room_id] += 1
+            if event.state_tuple is not None:
+                state_keys[event.room_id].add(event.state_tuple)
             if f.outlier:
                 continue
             for prev in event.prev_event_ids:
@@ -381,4 +402,6 @@ class MemoryStore:
                 raise StoreError(f"backward extremities of {room_id} disagree with the events")
             if room.event_count != counts[room_id]:
                 raise StoreError(f"the event count of {room_id} disagrees with the events")
+            if room.state_keys != state_keys[room_id]:
+                raise StoreError(f"the state keys of {room_id} disagree with the events")
         self._chain_index.check()
