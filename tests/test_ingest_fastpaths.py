@@ -17,6 +17,7 @@ import pytest
 from eventgraph.events.canonical_json import JsonValue, encode_canonical_json
 from eventgraph.events.event import Event
 from eventgraph.events.hashes import content_hash
+from eventgraph.protocols import StateKeyPresenceReader
 from eventgraph.room import (
     NoSignatureChecks,
     Room,
@@ -29,6 +30,7 @@ from eventgraph.room import (
 from eventgraph.state.authz import SignaturePresenceVerifier, SignatureVerifier
 from eventgraph.state.state_at import state_ids_after, state_ids_before
 from eventgraph.stores.memory import MemoryStore
+from eventgraph.stores.sqlite import SqliteStore
 from eventgraph.synth import generate_room
 from eventgraph.testing.rooms import RoomBuilder, room_memory_store
 
@@ -381,3 +383,22 @@ def test_memory_store_present_state_keys() -> None:
     assert set(store.get_present_state_keys(room_id, probe)) == keys
     assert not store.get_present_state_keys("!other:example", probe)
     store.check_invariants()
+
+
+def test_newcomers_joining_during_forks_in_sqlite() -> None:
+    """The same with SqliteStore (its ``room_state_keys`` table answers the presence read):
+    the same outcomes as the plain path over MemoryStore."""
+    pdus = [
+        e.to_pdu()
+        for e in generate_room("11", events=600, members=400, fork_rate=0.5, fork_length=20)
+    ]
+    _, plain_out, _ = _ingest(pdus, "11", fast=False, chunk=50)
+    with SqliteStore(":memory:") as store:
+        assert isinstance(store, StateKeyPresenceReader)
+        room = Room(store, "11", verifier=TRUST)
+        outcomes: list[tuple[object, ...]] = []
+        for start in range(0, len(pdus), 50):
+            report = room.add(pdus[start : start + 50])
+            outcomes += [(start, *_fields(o)) for o in report.outcomes]
+        store.check_invariants()
+    assert outcomes == plain_out

@@ -29,7 +29,7 @@ from eventgraph.stores.sqlite import (
     _decode_ids,
     _encode_ids,
 )
-from eventgraph.synth import SynthConfig
+from eventgraph.synth import SynthConfig, generate_room
 from eventgraph.testing.contract import StoreContract, contract_event
 from eventgraph.testing.rooms import room_memory_store
 from eventgraph.testing.strategies import make_event
@@ -450,6 +450,7 @@ def _downgrade_to_v1(path: Path) -> None:
         "chain_links",
         "chain_waiting",
         "chain_generation",
+        "room_state_keys",
     ):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version=1")
@@ -460,7 +461,7 @@ def _downgrade_to_v1(path: Path) -> None:
 def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
     """A schema-1 database with events is upgraded on open: events kept, state tables made,
     invariants hold, and state writes work."""
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     batches = random_batches(4)
     ids = _all_ids(batches)
     path = tmp_path / "old.db"
@@ -627,7 +628,13 @@ def test_opening_a_version_2_database_builds_the_chain_index(tmp_path: Path) -> 
             store.add_events(batch)
         before = _chain_answers(store, ids)
     conn = sqlite3.connect(path)
-    for table in ("chain_positions", "chain_links", "chain_waiting", "chain_generation"):
+    for table in (
+        "chain_positions",
+        "chain_links",
+        "chain_waiting",
+        "chain_generation",
+        "room_state_keys",
+    ):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version=2")
     conn.commit()
@@ -635,3 +642,39 @@ def test_opening_a_version_2_database_builds_the_chain_index(tmp_path: Path) -> 
     with SqliteStore(path) as store:
         store.check_invariants()
         assert _chain_answers(store, ids) == before
+
+
+def test_opening_a_version_4_database_records_the_state_keys(tmp_path: Path) -> None:
+    """Migration 4 -> 5 records the state keys of the events already stored (outliers and
+    rejected events included), as writing them would have; later writes keep it up."""
+    events = list(generate_room("11", events=60, members=8, seed=3))
+    path = tmp_path / "v4.db"
+    with SqliteStore(path) as store:
+        store.add_events(events[:5], outliers=[events[4].event_id])
+        store.add_events(events[5:40], rejected={events[39].event_id: "test"})
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE room_state_keys")
+    conn.execute("PRAGMA user_version=4")
+    conn.commit()
+    conn.close()
+    room_id = events[0].room_id
+    probe = sorted({e.state_tuple for e in events if e.state_tuple is not None})
+    probe.append(("m.room.member", "@nobody:example"))
+    memory = MemoryStore()
+    memory.add_events(events[:5], outliers=[events[4].event_id])
+    memory.add_events(events[5:40], rejected={events[39].event_id: "test"})
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert set(store.get_present_state_keys(room_id, probe)) == set(
+            memory.get_present_state_keys(room_id, probe)
+        )
+        store.add_events(events[40:])
+        memory.add_events(events[40:])
+        store.check_invariants()
+        assert set(store.get_present_state_keys(room_id, probe)) == set(
+            memory.get_present_state_keys(room_id, probe)
+        )
+        assert not store.get_present_state_keys("!other:example", probe)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()

@@ -38,7 +38,14 @@ Schema (version 1)::
 
 Schema version 2 adds the state groups (:mod:`eventgraph.stores._sqlite_state`), version 3 the
 chain cover index (:mod:`eventgraph.stores._sqlite_chain`), version 4 an index of its links by
-target (the index read backwards: :class:`~eventgraph.protocols.ChainIndexReverseReader`).
+target (the index read backwards: :class:`~eventgraph.protocols.ChainIndexReverseReader`),
+version 5 the state keys each room has a stored state event for
+(:class:`~eventgraph.protocols.StateKeyPresenceReader`)::
+
+    room_state_keys(room_nid, type, state_key) PK all   -- any stored state event, any flags
+
+A key SQLite cannot bind (a lone surrogate) is not recorded, and is always reported present
+(the conservative answer).
 
 The forward direction of an edge (an event's ``prev_events`` and ``auth_events`` in PDU order)
 is the JSON column of the event's row, read with its other facts in the same statement; the edge
@@ -56,7 +63,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from ..errors import StoreError
-from ..events.event import Event
+from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, room_version
 from ..protocols import (
     ChainLink,
@@ -160,11 +167,47 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
     _run_ddl(conn, _sqlite_chain.REVERSE_LINKS_SQL)
 
 
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Version 5: the state keys of each room's stored state events, filled in for the events
+    already stored."""
+    _run_ddl(
+        conn,
+        """
+        CREATE TABLE room_state_keys (
+            room_nid INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            state_key TEXT NOT NULL,
+            PRIMARY KEY (room_nid, type, state_key)
+        ) WITHOUT ROWID
+        """,
+    )
+    rows: set[tuple[int, str, str]] = set()
+    for room_nid, pdu in conn.execute("SELECT room_nid, pdu FROM events WHERE is_state = 1"):
+        decoded = json.loads(pdu)
+        key = (decoded["type"], decoded["state_key"])
+        if _bindable_key(key):
+            rows.add((room_nid, *key))
+    conn.executemany(
+        "INSERT INTO room_state_keys (room_nid, type, state_key) VALUES (?, ?, ?)", sorted(rows)
+    )
+
+
+def _bindable_key(key: tuple[str, str]) -> bool:
+    """Whether SQLite can bind both strings of a state key (no lone surrogates)."""
+    try:
+        key[0].encode("utf-8")
+        key[1].encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 _MIGRATIONS: Final[tuple[_Migration, ...]] = (
     _migrate_0_to_1,
     _migrate_1_to_2,
     _migrate_2_to_3,
     _migrate_3_to_4,
+    _migrate_4_to_5,
 )
 
 #: The schema version this code writes.
@@ -515,6 +558,41 @@ class SqliteStore:
             ).fetchall()
         return tuple(sorted(r[0] for r in rows))
 
+    def get_present_state_keys(
+        self, room_id: str, keys: Collection[StateKey], /
+    ) -> Collection[StateKey]:
+        """The keys among ``keys`` the room has a stored state event for (any flags; a key
+        SQLite cannot bind counts as present). Complexity: one statement per chunk of keys,
+        each key a primary-key lookup."""
+        wanted = sorted(set(keys))
+        present = {k for k in wanted if not _bindable_key(k)}
+        bindable = [k for k in wanted if k not in present]
+        if not bindable:
+            return present
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT room_nid FROM rooms WHERE room_id = ?", (room_id,)
+            ).fetchone()
+            if row is None:
+                return present
+            step = max(1, (self._chunk - 1) // 2)
+            for start in range(0, len(bindable), step):
+                chunk = bindable[start : start + step]
+                params: list[object] = [row[0]]
+                for k in chunk:
+                    params.extend(k)
+                present.update(
+                    (t, sk)
+                    for t, sk in conn.execute(
+                        "SELECT type, state_key FROM room_state_keys WHERE room_nid = ? "
+                        "AND (type, state_key) IN (VALUES "
+                        + ",".join(["(?,?)"] * len(chunk))
+                        + ")",
+                        params,
+                    )
+                )
+        return present
+
     def backward_extremities(self, room_id: str, /) -> Mapping[str, int]:
         """The room's backward extremities with their depths, sorted by ID.
 
@@ -747,6 +825,14 @@ class SqliteStore:
         )
         conn.executemany("INSERT INTO prev_edges (prev_id, event_nid) VALUES (?, ?)", prev_rows)
         conn.executemany("INSERT INTO auth_edges (auth_id, event_nid) VALUES (?, ?)", auth_rows)
+        conn.executemany(
+            "INSERT OR IGNORE INTO room_state_keys (room_nid, type, state_key) VALUES (?, ?, ?)",
+            [
+                (rooms[e.room_id], *key)
+                for e in new
+                if (key := e.state_tuple) is not None and _bindable_key(key)
+            ],
+        )
         conn.executemany(
             "UPDATE events SET outlier = 0, rejected = ?, soft_failed = ? WHERE event_id = ?",
             [(rejected_map.get(e.event_id), e.event_id in soft_set, e.event_id) for e in connect],
@@ -1038,6 +1124,7 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
     prev_of: dict[int, tuple[str, ...]] = {}
     auth_of: dict[int, tuple[str, ...]] = {}
     counts: dict[int, int] = dict.fromkeys(rooms, 0)
+    state_keys: set[tuple[int, str, str]] = set()
     for row in conn.execute(
         "SELECT arrival, event_id, room_nid, depth, is_state, outlier, rejected, soft_failed, "
         "prev_ids, auth_ids, pdu FROM events ORDER BY arrival"
@@ -1062,6 +1149,8 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
         ):
             raise fail(f"the facts of {event_id} disagree with the event")
         counts[room_nid] += 1
+        if event.state_tuple is not None and _bindable_key(event.state_tuple):
+            state_keys.add((room_nid, *event.state_tuple))
         accepted = not outlier and rej is None and not soft
         by_id[event_id] = (nid, room_nid, depth, bool(outlier), accepted)
         prev_of[nid] = event.prev_event_ids
@@ -1069,6 +1158,8 @@ def _check(conn: sqlite3.Connection, version: Callable[[str], RoomVersion]) -> N
     for nid, (room_id, _, count) in rooms.items():
         if counts[nid] != count:
             raise fail(f"the event count of {room_id} disagrees with the events")
+    if set(conn.execute("SELECT room_nid, type, state_key FROM room_state_keys")) != state_keys:
+        raise fail("the room_state_keys table disagrees with the events")
     # Edge tables: exactly the edges of the events, in reverse.
     for table, column, edges in (
         ("prev_edges", "prev_id", prev_of),
