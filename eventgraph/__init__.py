@@ -57,6 +57,7 @@ from .protocols import StateGroupChangesReader as StateGroupChangesReader
 from .protocols import StateGroupDraft as StateGroupDraft
 from .protocols import StateGroupReader as StateGroupReader
 from .protocols import StateGroupWriter as StateGroupWriter
+from .protocols import StateKeyPresenceReader as StateKeyPresenceReader
 from .protocols import StateStore as StateStore
 from .protocols import StateWrite as StateWrite
 from .room import IngestReport as IngestReport
@@ -131,6 +132,7 @@ __all__ = [
     "StateGroupReader",
     "StateGroupWriter",
     "StateKey",
+    "StateKeyPresenceReader",
     "StateResAlgorithm",
     "StateStore",
     "StateWrite",
