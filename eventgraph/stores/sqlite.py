@@ -452,6 +452,13 @@ class SqliteStore:
                     raise StoreError(msg) from err
                 raise
 
+    def _read_in(self, sql: str, ids: Sequence[str]) -> list[Any]:
+        """:meth:`_select_in` in a read transaction of its own; no statement for no IDs."""
+        if not ids:
+            return []
+        with self._read() as conn:
+            return self._select_in(conn, sql, ids)
+
     def _select_in(self, conn: sqlite3.Connection, sql: str, ids: Sequence[str]) -> list[Any]:
         """Run ``sql``, whose ``{ids}`` is a placeholder list, once per chunk of ``ids``."""
         rows: list[Any] = []
@@ -478,15 +485,11 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs; O(size of the PDUs) to rebuild them.
         """
         ids = _string_ids(event_ids)
-        if not ids:
-            return {}
-        with self._read() as conn:
-            rows = self._select_in(
-                conn,
-                "SELECT e.event_id, e.pdu, r.room_version FROM events e "
-                "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
-                ids,
-            )
+        rows = self._read_in(
+            "SELECT e.event_id, e.pdu, r.room_version FROM events e "
+            "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
+            ids,
+        )
         loads = json.loads
         trusted = Event.from_trusted_pdu
         version = self._version
@@ -501,16 +504,12 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs; no PDU is parsed.
         """
         ids = _string_ids(event_ids)
-        if not ids:
-            return {}
-        with self._read() as conn:
-            rows = self._select_in(
-                conn,
-                "SELECT e.event_id, r.room_id, e.depth, e.prev_ids, e.auth_ids, e.is_state, "
-                "e.outlier, e.rejected, e.soft_failed, e.arrival FROM events e "
-                "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
-                ids,
-            )
+        rows = self._read_in(
+            "SELECT e.event_id, r.room_id, e.depth, e.prev_ids, e.auth_ids, e.is_state, "
+            "e.outlier, e.rejected, e.soft_failed, e.arrival FROM events e "
+            "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
+            ids,
+        )
         ids_of = _decode_ids
         return {
             row[0]: EventFacts(
@@ -536,16 +535,12 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs, O(answer) rows.
         """
         ids = _string_ids(event_ids)
-        if not ids:
-            return {}
-        with self._read() as conn:
-            rows = self._select_in(
-                conn,
-                "SELECT p.prev_id, e.event_id FROM prev_edges p "
-                "JOIN events e ON e.arrival = p.event_nid "
-                "WHERE p.prev_id IN ({ids}) AND e.outlier = 0",
-                ids,
-            )
+        rows = self._read_in(
+            "SELECT p.prev_id, e.event_id FROM prev_edges p "
+            "JOIN events e ON e.arrival = p.event_nid "
+            "WHERE p.prev_id IN ({ids}) AND e.outlier = 0",
+            ids,
+        )
         return _group_sorted(rows, ids)
 
     def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
@@ -938,15 +933,11 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs.
         """
         ids = _string_ids(event_ids)
-        if not ids:
-            return {}
-        with self._read() as conn:
-            rows = self._select_in(
-                conn,
-                "SELECT e.event_id, s.before_group, s.after_group FROM event_state_groups s "
-                "JOIN events e ON e.arrival = s.event_nid WHERE e.event_id IN ({ids})",
-                ids,
-            )
+        rows = self._read_in(
+            "SELECT e.event_id, s.before_group, s.after_group FROM event_state_groups s "
+            "JOIN events e ON e.arrival = s.event_nid WHERE e.event_id IN ({ids})",
+            ids,
+        )
         return {event_id: EventStateGroups(before, after) for event_id, before, after in rows}
 
     def get_state(
@@ -991,16 +982,12 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs.
         """
         ids = _string_ids(event_ids)
-        if not ids:
-            return {}
-        with self._read() as conn:
-            rows = self._select_in(
-                conn,
-                "SELECT p.prev_id, e.event_id FROM prev_edges p "
-                "JOIN parked_events k ON k.event_nid = p.event_nid "
-                "JOIN events e ON e.arrival = p.event_nid WHERE p.prev_id IN ({ids})",
-                ids,
-            )
+        rows = self._read_in(
+            "SELECT p.prev_id, e.event_id FROM prev_edges p "
+            "JOIN parked_events k ON k.event_nid = p.event_nid "
+            "JOIN events e ON e.arrival = p.event_nid WHERE p.prev_id IN ({ids})",
+            ids,
+        )
         return _group_sorted(rows, ids)
 
     def state_group_stats(self) -> StateGroupStats:
