@@ -189,15 +189,19 @@ def test_state_groups_long_chain_stays_bounded_and_exact() -> None:
     assert stats.entries < 3000 * 60  # vs 3000 x ~1,500 for a snapshot per change
 
 
-def test_state_write_refused_leaves_store_unchanged() -> None:
-    """Inconsistent writes raise StoreError and change nothing (protocols rule 3)."""
-    store = room_memory_store()
+def test_state_write_refused_leaves_store_unchanged(room_store_factory: RoomStoreFactory) -> None:
+    """Inconsistent writes raise StoreError and change nothing (protocols rule 3), on every
+    store (they share one check: ``memory_state.check_state_write``)."""
+    store = room_store_factory()
     b = RoomBuilder("11")
     b.bootstrap()
     create = Event.from_pdu(b.pdus[0], "11")
     bad_writes = [
         StateWrite(groups=(StateGroupDraft(1, "!room:a.example", None, {}),)),
         StateWrite(groups=(StateGroupDraft(-1, "!room:a.example", 99, {}),)),
+        StateWrite(groups=(StateGroupDraft(-1, 5, None, {}),)),  # type: ignore[arg-type]
+        StateWrite(groups=(StateGroupDraft(-1, "!room:a.example", None, {("a",): "$x"}),)),  # type: ignore[dict-item]
+        StateWrite(unparked=(7,)),  # type: ignore[arg-type]
         StateWrite(event_groups={"$nope": EventStateGroups(1, 1)}),
         StateWrite(
             groups=(StateGroupDraft(-1, "!room:a.example", None, {}),),
@@ -207,7 +211,7 @@ def test_state_write_refused_leaves_store_unchanged() -> None:
     for write in bad_writes:
         with pytest.raises(StoreError):
             store.add_events_with_state([create], state=write)
-        assert len(store) == 0
+        assert store.get_facts([create.event_id]) == {}
         assert store.get_state([1]) == {}
 
 

@@ -31,7 +31,13 @@ from typing import Any, Final
 
 from ..errors import StoreError
 from ..protocols import EventStateGroups, StateWrite
-from .memory_state import MAX_DELTA_HOPS, StateGroupStats, _Group, _make_group
+from .memory_state import (
+    MAX_DELTA_HOPS,
+    StateGroupStats,
+    _Group,
+    _make_group,
+    check_state_write,
+)
 
 __all__ = [
     "MIGRATION_SQL",
@@ -209,70 +215,9 @@ def validate_write(
                 list(part),
             )
         )
-    drafts: dict[int, str] = {}
-
-    def room_of(group_id: object) -> str | None:
-        if type(group_id) is not int:
-            return None
-        return drafts.get(group_id) if group_id < 0 else rooms.get(group_id)
-
-    for draft in write.groups:
-        if type(draft.group_id) is not int or draft.group_id >= 0:
-            msg = f"draft group IDs must be negative integers, not {draft.group_id!r}"
-            raise StoreError(msg)
-        if draft.group_id in drafts:
-            msg = f"draft group {draft.group_id} appears twice"
-            raise StoreError(msg)
-        if draft.prev_group is not None:
-            prev_room = room_of(draft.prev_group)
-            if prev_room is None:
-                msg = f"draft {draft.group_id} builds on unknown group {draft.prev_group}"
-                raise StoreError(msg)
-            if prev_room != draft.room_id:
-                msg = f"draft {draft.group_id} builds on a group of room {prev_room}"
-                raise StoreError(msg)
-        if type(draft.room_id) is not str:
-            msg = f"draft {draft.group_id} has a non-string room"
-            raise StoreError(msg)
-        for key, value in draft.changes.items():
-            if not (
-                type(key) is tuple and len(key) == 2 and type(key[0]) is str and type(key[1]) is str
-            ):
-                msg = f"draft {draft.group_id} has a malformed state key {key!r}"
-                raise StoreError(msg)
-            if value is not None and type(value) is not str:
-                msg = f"draft {draft.group_id} maps {key} to a non-ID {value!r}"
-                raise StoreError(msg)
-        drafts[draft.group_id] = draft.room_id
-    for event_id, pair in write.event_groups.items():
-        if not isinstance(pair, EventStateGroups):
-            msg = f"the groups of {event_id} must be EventStateGroups"
-            raise StoreError(msg)
-        if not connected(event_id):
-            msg = f"state groups given for {event_id}, which is not a connected event"
-            raise StoreError(msg)
-        before, after = room_of(pair.before), room_of(pair.after)
-        if before is None or after is None or before != after:
-            msg = f"the state groups of {event_id} are unknown or of two rooms"
-            raise StoreError(msg)
-    for inputs, result in write.resolutions.items():
-        if (
-            not isinstance(inputs, frozenset)
-            or len(inputs) < 2
-            or room_of(result) is None
-            or any(room_of(g) is None for g in inputs)
-        ):
-            shown = sorted(inputs) if isinstance(inputs, frozenset) else inputs
-            msg = f"the cached resolution {shown} -> {result} names unknown groups"
-            raise StoreError(msg)
-    for event_id in write.parked:
-        if not outlier_of_write(event_id):
-            msg = f"{event_id} is parked but is not an outlier of the write"
-            raise StoreError(msg)
-    for event_id in write.unparked:
-        if type(event_id) is not str:
-            msg = f"unparked names a non-ID {event_id!r}"
-            raise StoreError(msg)
+    check_state_write(
+        write, stored_room=rooms.get, connected=connected, parked_outlier=outlier_of_write
+    )
     return rooms
 
 

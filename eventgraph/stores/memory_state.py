@@ -33,7 +33,7 @@ import attrs
 from ..errors import StoreError
 from ..protocols import EventStateGroups, StateWrite
 
-__all__ = ["MAX_DELTA_HOPS", "MemoryStateGroups", "StateGroupStats"]
+__all__ = ["MAX_DELTA_HOPS", "MemoryStateGroups", "StateGroupStats", "check_state_write"]
 
 #: The longest chain of deltas between a group and its compaction or snapshot.
 MAX_DELTA_HOPS = 32
@@ -97,6 +97,101 @@ class _Plan:
     """A validated state write, ready to apply."""
 
     write: StateWrite
+
+
+def check_state_write(
+    write: StateWrite,
+    *,
+    stored_room: Callable[[int], str | None],
+    connected: Callable[[str], bool],
+    parked_outlier: Callable[[str], bool],
+) -> dict[int, str]:
+    """Check a state write against itself and the stored groups; nothing is changed.
+
+    Every store runs this one check (rule 2), so all refuse the same writes.
+
+    Args:
+        write: the state write.
+        stored_room: the room of a stored group (positive ID), or ``None`` if unknown.
+        connected: whether an event will be stored as a non-outlier once the write is done.
+        parked_outlier: whether an event will be stored as an outlier by the same write.
+
+    Returns:
+        The room of each draft group, by its (negative) draft ID.
+
+    Raises:
+        StoreError: the write is inconsistent.
+
+    Complexity: O(size of the write) plus one ``stored_room`` call per group it names.
+    """
+    if not isinstance(write, StateWrite):
+        msg = f"a state write must be a StateWrite, not {type(write).__name__}"
+        raise StoreError(msg)
+    drafts: dict[int, str] = {}
+
+    def room_of(group_id: object) -> str | None:
+        if type(group_id) is not int:
+            return None
+        return drafts.get(group_id) if group_id < 0 else stored_room(group_id)
+
+    for draft in write.groups:
+        if type(draft.group_id) is not int or draft.group_id >= 0:
+            msg = f"draft group IDs must be negative integers, not {draft.group_id!r}"
+            raise StoreError(msg)
+        if draft.group_id in drafts:
+            msg = f"draft group {draft.group_id} appears twice"
+            raise StoreError(msg)
+        if draft.prev_group is not None:
+            prev_room = room_of(draft.prev_group)
+            if prev_room is None:
+                msg = f"draft {draft.group_id} builds on unknown group {draft.prev_group}"
+                raise StoreError(msg)
+            if prev_room != draft.room_id:
+                msg = f"draft {draft.group_id} builds on a group of room {prev_room}"
+                raise StoreError(msg)
+        if type(draft.room_id) is not str:
+            msg = f"draft {draft.group_id} has a non-string room"
+            raise StoreError(msg)
+        for key, value in draft.changes.items():
+            if not (
+                type(key) is tuple and len(key) == 2 and type(key[0]) is str and type(key[1]) is str
+            ):
+                msg = f"draft {draft.group_id} has a malformed state key {key!r}"
+                raise StoreError(msg)
+            if value is not None and type(value) is not str:
+                msg = f"draft {draft.group_id} maps {key} to a non-ID {value!r}"
+                raise StoreError(msg)
+        drafts[draft.group_id] = draft.room_id
+    for event_id, pair in write.event_groups.items():
+        if not isinstance(pair, EventStateGroups):
+            msg = f"the groups of {event_id} must be EventStateGroups"
+            raise StoreError(msg)
+        if not connected(event_id):
+            msg = f"state groups given for {event_id}, which is not a connected event"
+            raise StoreError(msg)
+        before, after = room_of(pair.before), room_of(pair.after)
+        if before is None or after is None or before != after:
+            msg = f"the state groups of {event_id} are unknown or of two rooms"
+            raise StoreError(msg)
+    for inputs, result in write.resolutions.items():
+        if (
+            not isinstance(inputs, frozenset)
+            or len(inputs) < 2
+            or room_of(result) is None
+            or any(room_of(g) is None for g in inputs)
+        ):
+            shown = sorted(inputs) if isinstance(inputs, frozenset) else inputs
+            msg = f"the cached resolution {shown} -> {result} names unknown groups"
+            raise StoreError(msg)
+    for event_id in write.parked:
+        if not parked_outlier(event_id):
+            msg = f"{event_id} is parked but is not an outlier of the write"
+            raise StoreError(msg)
+    for event_id in write.unparked:
+        if type(event_id) is not str:
+            msg = f"unparked names a non-ID {event_id!r}"
+            raise StoreError(msg)
+    return drafts
 
 
 class MemoryStateGroups:
@@ -251,62 +346,12 @@ class MemoryStateGroups:
         Raises:
             StoreError: the write is inconsistent; nothing changed.
         """
-        if not isinstance(write, StateWrite):
-            msg = f"a state write must be a StateWrite, not {type(write).__name__}"
-            raise StoreError(msg)
-        rooms: dict[int, str] = {}
-        for draft in write.groups:
-            if type(draft.group_id) is not int or draft.group_id >= 0:
-                msg = f"draft group IDs must be negative integers, not {draft.group_id!r}"
-                raise StoreError(msg)
-            if draft.group_id in rooms:
-                msg = f"draft group {draft.group_id} appears twice"
-                raise StoreError(msg)
-            if draft.prev_group is not None:
-                prev_room = self._room_of(draft.prev_group, rooms)
-                if prev_room is None:
-                    msg = f"draft {draft.group_id} builds on unknown group {draft.prev_group}"
-                    raise StoreError(msg)
-                if prev_room != draft.room_id:
-                    msg = f"draft {draft.group_id} builds on a group of room {prev_room}"
-                    raise StoreError(msg)
-            for key, value in draft.changes.items():
-                if not (
-                    type(key) is tuple
-                    and len(key) == 2
-                    and type(key[0]) is str
-                    and type(key[1]) is str
-                ):
-                    msg = f"draft {draft.group_id} has a malformed state key {key!r}"
-                    raise StoreError(msg)
-                if value is not None and type(value) is not str:
-                    msg = f"draft {draft.group_id} maps {key} to a non-ID {value!r}"
-                    raise StoreError(msg)
-            rooms[draft.group_id] = draft.room_id
-        for event_id, pair in write.event_groups.items():
-            if not isinstance(pair, EventStateGroups):
-                raise StoreError(f"the groups of {event_id} must be EventStateGroups")
-            if not connected(event_id):
-                msg = f"state groups given for {event_id}, which is not a connected event"
-                raise StoreError(msg)
-            before = self._room_of(pair.before, rooms)
-            after = self._room_of(pair.after, rooms)
-            if before is None or after is None or before != after:
-                msg = f"the state groups of {event_id} are unknown or of two rooms"
-                raise StoreError(msg)
-        for inputs, result in write.resolutions.items():
-            if (
-                not isinstance(inputs, frozenset)
-                or len(inputs) < 2
-                or self._room_of(result, rooms) is None
-                or any(self._room_of(g, rooms) is None for g in inputs)
-            ):
-                msg = f"the cached resolution {sorted(inputs)} -> {result} names unknown groups"
-                raise StoreError(msg)
-        for event_id in write.parked:
-            if parkable is None or parkable(event_id) is None:
-                msg = f"{event_id} is parked but is not an outlier of the write"
-                raise StoreError(msg)
+        check_state_write(
+            write,
+            stored_room=self._stored_room,
+            connected=connected,
+            parked_outlier=lambda e: parkable is not None and parkable(e) is not None,
+        )
         return _Plan(write)
 
     def apply(
@@ -359,11 +404,7 @@ class MemoryStateGroups:
                     self._parked_children.setdefault(prev, set()).add(event_id)
         return ids
 
-    def _room_of(self, group_id: int, drafts: Mapping[int, str]) -> str | None:
-        if type(group_id) is not int:
-            return None
-        if group_id < 0:
-            return drafts.get(group_id)
+    def _stored_room(self, group_id: int) -> str | None:
         group = self._groups.get(group_id)
         return None if group is None else group.room_id
 
