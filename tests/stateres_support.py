@@ -18,10 +18,15 @@ from typing import Any
 
 import attrs
 
-from eventgraph import AuthError, Event, EventFacts, MemoryStore, StateKey
+from eventgraph import AuthError, Event, EventFacts, EventReader, MemoryStore, StateKey
 from eventgraph.events.auth_selection import auth_types_for_event
-from eventgraph.events.room_versions import RoomVersion, room_version
-from eventgraph.state.authz import check_auth
+from eventgraph.events.room_versions import RoomVersion, StateResAlgorithm, room_version
+from eventgraph.graph.auth_chain import (
+    bfs_auth_chain_difference,
+    bfs_auth_chain_ids,
+    bfs_conflicted_subgraph,
+)
+from eventgraph.state.authz import check_auth, sender_power_level
 from eventgraph.state.resolution import resolve_state
 
 #: ``shared/fixtures`` beside the repository (the CI clone sits next to a copy of ``shared``).
@@ -181,6 +186,129 @@ def _passes(rv: RoomVersion, ev: Event, auth_events: list[Event]) -> bool:
     except AuthError:
         return False
     return True
+
+
+# -- the reference resolution -------------------------------------------------------------------
+
+
+def reference_resolve_v2(
+    rv: RoomVersion, sets: Sequence[Mapping[StateKey, str]], store: EventReader
+) -> dict[StateKey, str]:
+    """State resolution v2 / v2.1 transcribed from the spec step by step, slowly (tests only).
+
+    Each step is the spec's sentence done the obvious way: the partition by the definition,
+    auth chains by breadth-first walks, the power events' ancestors from their whole auth
+    chains, Kahn's algorithm re-sorting every candidate at each step, every event checked with
+    :func:`check_auth` on a list selected from the state (no shortcut for events whose auth
+    events are their own), mainline depths by walking each event's power-levels chain.
+    Decisions of :mod:`eventgraph.state.resolution` it shares: the auth difference counts each
+    set's own events (``inclusive``), rejected events of the full set are replayed like others.
+    For well-formed rooms (no cycles, every event of one room, a create event in every set).
+
+    Spec: ``rooms/fragments/v2-state-res.md``; ``rooms/v12.md`` "State resolution" (v2.1).
+    """
+    v21 = rv.state_res is StateResAlgorithm.V2_1
+    keys = {k for s in sets for k in s}
+    # "Unconflicted state map and conflicted state set".
+    unconflicted = {k: sets[0][k] for k in keys if all(k in s and s[k] == sets[0][k] for s in sets)}
+    conflicted = {s[k] for s in sets for k in s if k not in unconflicted}
+    if not conflicted:
+        return unconflicted
+    # "Auth difference", "Full conflicted set" (v2.1: with the conflicted state subgraph).
+    full = set(conflicted)
+    full |= bfs_auth_chain_difference(store, [list(s.values()) for s in sets], inclusive=True)
+    if v21:
+        full |= bfs_conflicted_subgraph(store, conflicted)
+    events = dict(store.get_events(sorted(full)))
+    full = {e for e in full if e in events and events[e].state_key is not None}
+    facts = store.get_facts(sorted(full | {a for e in full for a in events[e].auth_event_ids}))
+    rejected = {e for e, f in facts.items() if f.rejected is not None}
+
+    def load(ids: Iterable[str]) -> None:
+        events.update(store.get_events(sorted(set(ids) - events.keys())))
+
+    load(a for e in full for a in events[e].auth_event_ids)
+
+    def is_power(ev: Event) -> bool:
+        # "Power events".
+        return ev.type in ("m.room.power_levels", "m.room.join_rules") or (
+            ev.type == "m.room.member"
+            and ev.content.get("membership") in ("leave", "ban")
+            and ev.sender != ev.state_key
+        )
+
+    # "Reverse topological power ordering" of the power events with the events of their auth
+    # chains that are in the full conflicted set.
+    power = {e for e in full if is_power(events[e])}
+    power |= full & bfs_auth_chain_ids(store, power)
+
+    def power_key(e: str) -> tuple[float, int, str]:
+        ev = events[e]
+        own = [events[a] for a in ev.auth_event_ids if a in events]
+        return (-sender_power_level(rv, ev, own), ev.origin_server_ts, e)
+
+    ordered: list[str] = []
+    left = set(power)
+    while left:
+        ready = [e for e in left if not set(events[e].auth_event_ids) & (left - {e})]
+        first = min(ready, key=power_key)
+        ordered.append(first)
+        left.remove(first)
+
+    def check(state: dict[StateKey, str], e: str) -> None:
+        # "Iterative auth checks": the auth events selected from the state; a key missing
+        # from it is taken from the event's own auth events if that one is not rejected.
+        ev = events[e]
+        wanted = list(auth_types_for_event(rv, ev.type, ev.sender, ev.state_key, ev.content))
+        if rv.room_id_is_create_event_id and ev.type != "m.room.create":
+            wanted.insert(0, ("m.room.create", ""))
+        load(state[k] for k in wanted if k in state)
+        chosen: dict[StateKey, Event] = {}
+        for k in wanted:
+            if k in state and state[k] in events:
+                chosen[k] = events[state[k]]
+        own = [events[a] for a in ev.auth_event_ids if a in events and a not in rejected]
+        for a in own:
+            if a.state_key is not None and (a.type, a.state_key) in wanted:
+                chosen.setdefault((a.type, a.state_key), a)
+        if _passes(rv, ev, [chosen[k] for k in wanted if k in chosen]):
+            assert ev.state_key is not None
+            state[(ev.type, ev.state_key)] = e
+
+    state: dict[StateKey, str] = {} if v21 else dict(unconflicted)
+    for e in ordered:
+        check(state, e)
+    # "Mainline ordering" of the other events, by the resolved power levels.
+
+    def pl_parent(e: str) -> str | None:
+        load(events[e].auth_event_ids)
+        for a in events[e].auth_event_ids:
+            if a in events and events[a].type == "m.room.power_levels" and a != e:
+                return a
+        return None
+
+    mainline: list[str] = []
+    p = state.get(("m.room.power_levels", ""))
+    while p is not None and p in events and p not in mainline:
+        mainline.append(p)
+        p = pl_parent(p)
+
+    def mainline_depth(e: str) -> int:
+        seen: set[str] = set()
+        p = pl_parent(e)
+        while p is not None and p in events and p not in seen:
+            if p in mainline:
+                return len(mainline) - mainline.index(p)
+            seen.add(p)
+            p = pl_parent(p)
+        return 0
+
+    rest = sorted(full - power, key=lambda e: (mainline_depth(e), events[e].origin_server_ts, e))
+    for e in rest:
+        check(state, e)
+    # "Finally, the unconflicted state map is applied."
+    state.update(unconflicted)
+    return state
 
 
 # -- ruma fixtures ------------------------------------------------------------------------------
