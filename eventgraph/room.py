@@ -70,7 +70,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import heapq
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -91,6 +91,7 @@ from .protocols import (
     StateWrite,
 )
 from .state.authz import SignaturePresenceVerifier, SignatureVerifier, check_auth
+from .state.group_resolution import resolve_groups
 from .state.resolution import resolve_state
 
 __all__ = [
@@ -366,6 +367,28 @@ def _check_overrides(
     return out
 
 
+@attrs.frozen
+class _Delta:
+    """A drafted group's state as changes (``None``: removed) to a stored group's."""
+
+    base: int
+    changes: Mapping[StateKey, str | None]
+
+    def entries(
+        self,
+        keys: Sequence[StateKey],
+        read: Callable[[int, Sequence[StateKey]], Mapping[StateKey, str]],
+    ) -> dict[StateKey, str]:
+        """The entries at ``keys``, reading the base group's with ``read``."""
+        changes = self.changes
+        rest = [k for k in keys if k not in changes]
+        out = dict(read(self.base, rest)) if rest else {}
+        for k in keys:
+            if k in changes and (v := changes[k]) is not None:
+                out[k] = v
+        return out
+
+
 @attrs.define
 class _Candidate:
     index: int
@@ -581,7 +604,7 @@ class _Run:
 
         drafts: list[StateGroupDraft] = []
         resolutions: dict[frozenset[int], int] = {}
-        in_hand: dict[int, dict[StateKey, str]] = {}
+        in_hand: dict[int, dict[StateKey, str] | _Delta] = {}
 
         # The state before the event (digest §7.1).
         if override is not None:
@@ -672,7 +695,7 @@ class _Run:
     def _new_group(
         self,
         drafts: list[StateGroupDraft],
-        in_hand: dict[int, dict[StateKey, str]],
+        in_hand: dict[int, dict[StateKey, str] | _Delta],
         base: int | None,
         state: dict[StateKey, str],
     ) -> int:
@@ -696,7 +719,7 @@ class _Run:
         self,
         distinct: Sequence[int],
         drafts: list[StateGroupDraft],
-        in_hand: dict[int, dict[StateKey, str]],
+        in_hand: dict[int, dict[StateKey, str] | _Delta],
         resolutions: dict[frozenset[int], int],
     ) -> int:
         """The group of the resolution of ``distinct`` groups: cached, an input, or a draft
@@ -707,6 +730,18 @@ class _Run:
         cached = self.store.get_resolutions((inputs,)).get(inputs)
         if cached is not None:
             return cached
+        scoped = resolve_groups(self.rv, distinct, self.store) if self.fast_paths else None
+        if scoped is not None:
+            if not scoped.changes:
+                group = scoped.base
+            else:
+                group = self._draft_id()
+                room_id = self.room.room_id
+                assert room_id is not None
+                drafts.append(StateGroupDraft(group, room_id, scoped.base, scoped.changes))
+                in_hand[group] = _Delta(scoped.base, scoped.changes)
+            resolutions[inputs] = group
+            return group
         states = self.store.get_state(distinct)
         resolved = resolve_state(self.rv, [states[g] for g in distinct], self.store)
         differing = self._differing_keys(distinct)
@@ -750,7 +785,7 @@ class _Run:
         prevs: tuple[str, ...],
         before: int,
         drafts: list[StateGroupDraft],
-        in_hand: dict[int, dict[StateKey, str]],
+        in_hand: dict[int, dict[StateKey, str] | _Delta],
         resolutions: dict[frozenset[int], int],
     ) -> list[str] | None:
         """The auth events of ``event`` in the current state (:meth:`_state_ids`), or ``None``
@@ -833,13 +868,19 @@ class _Run:
         )
 
     def _state_ids(
-        self, event: Event, group: int, in_hand: Mapping[int, dict[StateKey, str]]
+        self, event: Event, group: int, in_hand: Mapping[int, dict[StateKey, str] | _Delta]
     ) -> list[str]:
         """The auth events of ``event`` selected from the state of ``group`` (digest §8.1
         checks 5–6: "based on the state"), without the rejected ones."""
         keys = self._auth_keys(event)
         drafted = in_hand.get(group)
-        state = self._entries(group, keys) if drafted is None else drafted
+        state: Mapping[StateKey, str]
+        if drafted is None:
+            state = self._entries(group, keys)
+        elif isinstance(drafted, _Delta):
+            state = drafted.entries(keys, self._entries)
+        else:
+            state = drafted
         return self._usable([state[k] for k in keys if k in state], event)
 
     def _entries(self, group: int, keys: Sequence[StateKey]) -> Mapping[StateKey, str]:
