@@ -15,18 +15,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventgraph.events.event import StateKey
+from eventgraph.protocols import RoomStore, StateGroupChangesReader
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.state.group_resolution import GroupResolution, resolve_groups
 from eventgraph.state.resolution import resolve_state
 from eventgraph.stores.memory import MemoryStore
 from eventgraph.synth import generate_room
 
+from .stores import RoomStoreFactory
 from .test_state_at import random_room
 
 TRUST = NoSignatureChecks()
 
 
-def _applied(store: MemoryStore, answer: GroupResolution) -> dict[StateKey, str]:
+def _applied(store: RoomStore, answer: GroupResolution) -> dict[StateKey, str]:
     state = dict(store.get_state([answer.base])[answer.base])
     for key, value in answer.changes.items():
         if value is None:
@@ -36,13 +38,13 @@ def _applied(store: MemoryStore, answer: GroupResolution) -> dict[StateKey, str]
     return state
 
 
-def _groups_of(store: MemoryStore, event_ids: list[str]) -> list[int]:
+def _groups_of(store: RoomStore, event_ids: list[str]) -> list[int]:
     groups = store.get_event_state_groups(event_ids)
     return sorted({g.after for g in groups.values()} | {g.before for g in groups.values()})
 
 
 def _compare(
-    store: MemoryStore, version: str, groups: list[int], rng: random.Random, tries: int
+    store: RoomStore, version: str, groups: list[int], rng: random.Random, tries: int
 ) -> tuple[int, int]:
     """Compare scoped and whole-state resolution on ``tries`` random sets of 2–3 groups
     (and on consecutive pairs); how many were answered, and how many searched the index."""
@@ -124,3 +126,26 @@ def test_equal_groups_need_no_change() -> None:
     # Two groups whose states are equal (a group and a copy of it written as a new group).
     answer = resolve_groups("11", [g, g], store)
     assert answer is None  # one distinct group: nothing to resolve
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_on_every_store(room_store_factory: RoomStoreFactory, seed: int) -> None:
+    """Every store's changed keys are a superset of where two groups differ, and the scoped
+    resolution over it equals whole-state resolution."""
+    b = random_room(seed, "11", n=80)
+    store = room_store_factory()
+    Room(store, "11", verifier=TRUST).add(b.pdus)
+    assert isinstance(store, StateGroupChangesReader)
+    groups = _groups_of(store, list(b.events))
+    compared = 0
+    for first, second in itertools.combinations(groups[-20:], 2):
+        changed = store.get_changed_keys(first, second)
+        if changed is None:
+            continue
+        compared += 1
+        states = store.get_state([first, second])
+        a, c = states[first], states[second]
+        assert {k for k in a.keys() | c.keys() if a.get(k) != c.get(k)} <= set(changed)
+    assert compared > 20
+    answered, _ = _compare(store, "11", groups, random.Random(seed), 25)
+    assert answered >= 25

@@ -42,6 +42,7 @@ from .memory_state import (
 __all__ = [
     "MIGRATION_SQL",
     "apply_write",
+    "changed_keys",
     "check",
     "get_state",
     "resolution_key",
@@ -172,6 +173,38 @@ def get_state(
                     state[key] = value
         out[gid] = state
     return out
+
+
+def changed_keys(
+    conn: sqlite3.Connection, first: int, second: int, chunk: int
+) -> frozenset[_Key] | None:
+    """The keys changed on the way from the two groups' closest common ancestor to each, as
+    :meth:`MemoryStateGroups.get_changed_keys <eventgraph.stores.memory_state.MemoryStateGroups.
+    get_changed_keys>` (``None``: they share no ancestor, or a group is unknown).
+
+    Complexity: the two bounded delta chains (one statement) and the entries of the groups
+    between them and their common ancestor (one statement per chunk); never a snapshot's.
+    """
+    found = chains(conn, [first, second], chunk)
+    a, b = found.get(first), found.get(second)
+    if a is None or b is None:
+        return None
+    on_a = [link[0] for link in a]
+    above_a = set(on_a)
+    path: list[int] = []
+    common: int | None = None
+    for link in b:
+        if link[0] in above_a:
+            common = link[0]
+            break
+        path.append(link[0])
+    if common is None:
+        return None
+    path.extend(on_a[: on_a.index(common)])
+    keys: set[_Key] = set()
+    for changes in entries(conn, path, None, chunk).values():
+        keys.update(changes)
+    return frozenset(keys)
 
 
 # -- writes ------------------------------------------------------------------------------------

@@ -955,6 +955,19 @@ class SqliteStore:
         with self._read() as conn:
             return _sqlite_state.get_state(conn, gids, keys, self._chunk)
 
+    def get_changed_keys(self, first: int, second: int, /) -> Collection[StateKey] | None:
+        """See :class:`~eventgraph.protocols.StateGroupChangesReader`: the keys changed on the
+        way from the two groups' closest common ancestor to each (``None`` when they share
+        none, or a group is unknown).
+
+        Complexity: two statements (the delta chains, the entries on the two paths); never
+        O(state size).
+        """
+        if type(first) is not int or type(second) is not int:
+            return None
+        with self._read() as conn:
+            return _sqlite_state.changed_keys(conn, first, second, self._chunk)
+
     def get_resolutions(
         self, input_sets: Collection[frozenset[int]], /
     ) -> Mapping[frozenset[int], int]:
