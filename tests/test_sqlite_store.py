@@ -678,3 +678,33 @@ def test_opening_a_version_4_database_records_the_state_keys(tmp_path: Path) -> 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_event_cache_serves_equal_events_and_stays_bounded(tmp_path: Path) -> None:
+    """The parsed-event cache returns the stored events, holds at most its size, and a second
+    store on the same file (no cache, or a cold one) reads the same events."""
+    events = list(generate_room("11", events=60, members=5, seed=4))
+    path = tmp_path / "cache.db"
+    with SqliteStore(path, event_cache_size=10) as store:
+        store.add_events(events)
+        ids = [e.event_id for e in events]
+        first = store.get_events(ids)
+        again = store.get_events([*ids[:5], "$unknown"])
+        assert len(store._events) <= 10
+        with SqliteStore(path, event_cache_size=0) as cold:
+            plain = cold.get_events(ids)
+            assert not cold._events
+    assert first == plain == {e.event_id: e for e in events}
+    assert again == {i: plain[i] for i in ids[:5]}
+
+
+def test_event_cache_never_serves_a_rolled_back_write() -> None:
+    events = list(generate_room("11", events=5, members=2, seed=4))
+    with SqliteStore(":memory:") as store:
+        store.add_events(events[:3])
+        bad = make_event("$bad", room_id=events[0].room_id, prev=("$missing-room-event",))
+        with pytest.raises(StoreError):
+            store.add_events([events[3], bad, bad])  # refused as a whole (a duplicate)
+        assert store.get_events([events[3].event_id]) == {}
+        store.add_events([events[3]])
+        assert store.get_events([events[3].event_id]) == {events[3].event_id: events[3]}

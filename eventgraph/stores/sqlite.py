@@ -54,6 +54,7 @@ tables hold the reverse direction, keyed by the target ID (which need not be sto
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -213,6 +214,9 @@ _MIGRATIONS: Final[tuple[_Migration, ...]] = (
 #: The schema version this code writes.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
+#: How many parsed events a :class:`SqliteStore` keeps by default for later reads.
+EVENT_CACHE_SIZE: Final = 20_000
+
 
 _json_ids: Final = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -281,6 +285,8 @@ class SqliteStore:
     Args:
         path: a file path, or ``":memory:"`` for a private in-memory database.
         timeout: seconds to wait for another connection's write lock before failing.
+        event_cache_size: how many parsed events to keep for later reads (0: none). Stored
+            events never change, so the cache is always right; it only saves re-parsing.
 
     Raises:
         StoreError: the file is not an eventgraph database, was written by a newer eventgraph
@@ -297,8 +303,19 @@ class SqliteStore:
     ('$b',)
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        event_cache_size: int = EVENT_CACHE_SIZE,
+    ) -> None:
         self._path = os.fspath(path)
+        # Parsed events by ID (events never change once stored): most reads of the pipeline
+        # and of the algorithms ask for recent events again and again. Filled from committed
+        # reads only, so a rolled-back write can never be served from it.
+        self._events: dict[str, Event] = {}
+        self._event_cache_size = max(0, event_cache_size)
         self._lock = threading.RLock()
         self._in_snapshot = 0
         try:
@@ -485,18 +502,33 @@ class SqliteStore:
         Complexity: one statement per chunk of IDs; O(size of the PDUs) to rebuild them.
         """
         ids = _string_ids(event_ids)
+        cache = self._events
+        out = {i: ev for i in ids if (ev := cache.get(i)) is not None}
+        if len(out) == len(ids):
+            return out
         rows = self._read_in(
             "SELECT e.event_id, e.pdu, r.room_version FROM events e "
             "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
-            ids,
+            [i for i in ids if i not in out] if out else ids,
         )
         loads = json.loads
         trusted = Event.from_trusted_pdu
         version = self._version
-        return {
+        read = {
             event_id: trusted(loads(pdu), version(rv), event_id=event_id, backfilled=True)
             for event_id, pdu, rv in rows
         }
+        limit = self._event_cache_size
+        if limit:
+            with self._lock:
+                cache.update(read)
+                # Oldest entries out first (dicts keep insertion order).
+                excess = len(cache) - limit
+                if excess > 0:
+                    for stale in list(itertools.islice(cache, excess)):
+                        del cache[stale]
+        out.update(read)
+        return out
 
     def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
         """The graph facts of the stored events among ``event_ids``.
