@@ -73,6 +73,8 @@ from .state.authz import SignatureVerifier as SignatureVerifier
 from .state.authz import check_auth as check_auth
 from .state.authz import get_power_level as get_power_level
 from .state.authz import sender_power_level as sender_power_level
+from .state.group_resolution import GroupResolution as GroupResolution
+from .state.group_resolution import resolve_groups as resolve_groups
 from .state.resolution import resolve_state as resolve_state
 from .state.state_at import current_state_ids as current_state_ids
 from .state.state_at import state_id_after as state_id_after
@@ -112,6 +114,7 @@ __all__ = [
     "EventWriter",
     "FrozenDict",
     "GraphReader",
+    "GroupResolution",
     "IngestReport",
     "InternalError",
     "InvalidEventError",
@@ -158,6 +161,7 @@ __all__ = [
     "missing_events",
     "redact",
     "reference_hash",
+    "resolve_groups",
     "resolve_state",
     "room_version",
     "sender_power_level",
