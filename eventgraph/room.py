@@ -422,6 +422,7 @@ class _Run:
             self.store if isinstance(self.store, StateKeyPresenceReader) else None
         )
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
+        self._with_children: set[str] = set()
         self._rejected: dict[str, bool] = {}
         # Events checked on the common path, not written yet (rule 4): their write, and what
         # later events read of them.
@@ -468,6 +469,9 @@ class _Run:
                 why = "already stored" if not f.outlier else "already parked, waiting for prevs"
                 outcomes[c.index] = Outcome(c.index, event_id, Status.DUPLICATE, why)
         order, cyclic = _topological(candidates)
+        # Children stored before their parent arrives (in earlier calls: inside the batch a
+        # parent comes first) send the parent down the plain path; one read for the batch.
+        self._with_children = {e for e, kids in self.store.get_children(order).items() if kids}
         for event_id in cyclic:
             c = candidates[event_id]
             outcomes[c.index] = Outcome(
@@ -976,7 +980,7 @@ class _Run:
         if not prevs or len(groups) < len(prevs):
             return None
         afters = {g.after for g in groups.values()}
-        if len(afters) != 1 or self.store.get_children((event_id,)):
+        if len(afters) != 1 or event_id in self._with_children:
             return None  # a resolution, or children stored before it (given state)
         (before,) = afters
         if self._forward is None:
