@@ -33,6 +33,8 @@ __all__ = [
     "JsonValue",
     "check_json",
     "encode_canonical_json",
+    "encode_canonical_text",
+    "encode_json_string",
     "freeze_json",
     "thaw_json",
 ]
@@ -119,6 +121,13 @@ def freeze_json(value: JsonValue, *, strict: bool, where: str = "value") -> Json
     ...
     eventgraph.errors.InvalidEventError: value.a[0]: integer 9007199254740992 is outside ...
     """
+    if type(value) is dict:
+        # A flat object of strings (most event contents): nothing to check inside.
+        for k, v in value.items():
+            if type(v) is not str or type(k) is not str:
+                break
+        else:
+            return FrozenDict(value)
     try:
         return _freeze(value, strict, 0)
     except _BadValueError as bad:
@@ -150,7 +159,7 @@ def _freeze(value: JsonValue, strict: bool, depth: int) -> JsonValue:
         return FrozenDict(out)
     if cls is int:
         if strict and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise _BadValueError(f"integer {value} is outside the canonical JSON range")
+            raise _BadValueError(f"integer {_int_text(value)} is outside the canonical JSON range")
         return value
     if cls is list or cls is tuple:
         if depth >= MAX_NESTING:
@@ -170,6 +179,11 @@ def _freeze(value: JsonValue, strict: bool, depth: int) -> JsonValue:
             raise _BadValueError(f"{value!r} is not a JSON number")
         return value
     raise _BadValueError(f"{cls.__name__} is not a JSON type")
+
+
+def _int_text(value: int) -> str:
+    # An integer for an error message: str() refuses more than 4300 digits (CPython's limit).
+    return str(value) if value.bit_length() <= 1024 else f"of {value.bit_length()} bits"
 
 
 def check_json(value: JsonValue, *, strict: bool, where: str = "value") -> None:
@@ -205,7 +219,7 @@ def _not_json(value: object) -> NoReturn:
     raise TypeError(msg)
 
 
-def _make_fast_encoder() -> Callable[[JsonValue], bytes] | None:
+def _make_text_encoder() -> tuple[Callable[[JsonValue], str], Callable[[str], str]]:
     # The C encoder behind json.dumps, built once with canonicaljson's exact settings
     # (ensure_ascii=False, allow_nan=False, separators (",", ":"), sort_keys=True). JSONEncoder
     # rebuilds it on every call, which costs more than encoding a small event. Without the C
@@ -213,16 +227,29 @@ def _make_fast_encoder() -> Callable[[JsonValue], bytes] | None:
     make = getattr(_json_encoder, "c_make_encoder", None)
     basestring = getattr(_json_encoder, "c_encode_basestring", None)
     if make is None or basestring is None:
-        return None
+
+        def slow_text(value: JsonValue) -> str:
+            encoded: bytes = canonicaljson.encode_canonical_json(value)
+            return encoded.decode("utf-8")
+
+        return slow_text, _json_encoder.py_encode_basestring
     iterencode = make(None, _not_json, basestring, None, ":", ",", True, False, False)
 
-    def encode(value: JsonValue) -> bytes:
-        return "".join(iterencode(value, 0)).encode("utf-8")
+    def encode_canonical_text(value: JsonValue) -> str:
+        return "".join(iterencode(value, 0))
 
-    return encode
+    return encode_canonical_text, basestring
 
 
-_fast_encode = _make_fast_encoder()
+#: ``encode_canonical_text(value) -> str``: the canonical JSON of ``value`` as text, before its
+#: UTF-8 encoding (numbers unchecked). For callers that assemble an encoding from parts
+#: (:mod:`eventgraph.events.event`). It raises what the standard encoder raises
+#: (``TypeError``, ``ValueError``, ``RecursionError``); a lone surrogate only fails when the
+#: text is encoded as UTF-8. (A plain name for the C encoder: no wrapper frame per call.)
+#:
+#: ``encode_json_string(s) -> str``: the canonical JSON of the string ``s`` (quoted, escaped,
+#: non-ASCII kept): exactly what the encoder writes for a string, value or key.
+encode_canonical_text, encode_json_string = _make_text_encoder()
 
 
 def encode_canonical_json(value: JsonValue) -> bytes:
@@ -239,10 +266,7 @@ def encode_canonical_json(value: JsonValue) -> bytes:
     b'{"a":"1","b":"2","\\xe6\\x97\\xa5":1,"\\xe6\\x9c\\xac":2}'
     """
     try:
-        if _fast_encode is not None:
-            return _fast_encode(value)
-        encoded: bytes = canonicaljson.encode_canonical_json(value)
-        return encoded
+        return encode_canonical_text(value).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as err:
         msg = f"cannot encode as canonical JSON: {err}"
         raise InvalidEventError(msg) from err

@@ -21,6 +21,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 from collections.abc import Mapping
@@ -29,9 +30,15 @@ from typing import Any
 import attrs
 
 from ..errors import InvalidEventError
-from .canonical_json import FrozenDict, JsonValue, check_json, encode_canonical_json, freeze_json
-from .hashes import unpadded_base64
-from .redaction import redact_unchecked
+from .canonical_json import (
+    FrozenDict,
+    JsonValue,
+    check_json,
+    encode_canonical_text,
+    encode_json_string,
+    freeze_json,
+)
+from .redaction import hashed_top_level_keys, redacted_content
 from .room_versions import EventFormat, EventIdFormat, RedactionRules, RoomVersion, room_version
 
 __all__ = [
@@ -77,6 +84,32 @@ _KNOWN_TOP_LEVEL = frozenset(
 
 
 _UNSIGNED_PARTS = frozenset({"hashes", "signatures", "unsigned"})
+# Enum members as plain globals: reading one through its class runs EnumType's Python-level
+# attribute hook, which costs more than the comparison.
+_V1_FORMAT = EventFormat.V1
+_V3_FORMAT = EventFormat.V3
+_V11_RULES = RedactionRules.V11
+_SERVER_ASSIGNED = EventIdFormat.SERVER_ASSIGNED
+_URLSAFE_IDS = EventIdFormat.REFERENCE_HASH_URLSAFE
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_quote = encode_json_string
+_encode_text = encode_canonical_text
+#: The keys of the common layout of ``_parse``, in canonical (sorted) order.
+_COMMON_ORDER = (
+    "auth_events",
+    "content",
+    "depth",
+    "hashes",
+    "origin_server_ts",
+    "prev_events",
+    "room_id",
+    "sender",
+    "signatures",
+    "state_key",
+    "type",
+    "unsigned",
+)
+_COMMON_KEYS = frozenset(_COMMON_ORDER)
 # Top-level keys whose values the parser checks one by one (the rest get a generic check).
 _CHECKED_TOP_LEVEL = _KNOWN_TOP_LEVEL - _UNSIGNED_PARTS
 # From RV 11 a top-level ``redacts`` is not the redaction target and gets no check of its own.
@@ -153,7 +186,7 @@ def _edges(
         raise _bad(f"'{name}' must be an array")
     if limit is not None and len(value) > limit:
         raise _bad(f"'{name}' lists {len(value)} events; at most {limit} are allowed")
-    if rv.event_format is EventFormat.V1:
+    if rv.event_format is _V1_FORMAT:
         # RV 1–2: each entry is [event_id, {"sha256": reference hash}] (pdu_v1.yaml).
         ids = []
         for item in value:
@@ -245,7 +278,7 @@ class Event:
             InvalidEventError: the PDU does not have the format of its room version.
             UnsupportedRoomVersionError: unknown room version.
         """
-        return _parse(pdu, room_version(version), backfilled=backfilled, trusted_id=None)
+        return _parse(pdu, room_version(version), backfilled=backfilled, trusted_id=None)[0]
 
     @classmethod
     def from_trusted_pdu(
@@ -268,12 +301,49 @@ class Event:
             UnsupportedRoomVersionError: unknown room version.
         """
         rv = room_version(version)
-        if event_id is None and isinstance(pdu, Mapping):
-            event_id = pdu.get("event_id")
-        if type(event_id) is not str or not event_id.startswith("$"):
-            raise _bad("a trusted import needs an event ID starting with '$'")
-        _check_length(event_id, "event_id", True)
-        return _parse(pdu, rv, backfilled=backfilled, trusted_id=event_id)
+        trusted_id = _trusted_event_id(pdu, event_id)
+        return _parse(pdu, rv, backfilled=backfilled, trusted_id=trusted_id)[0]
+
+    @classmethod
+    def from_pdu_with_content_hash(
+        cls,
+        pdu: object,
+        version: str | RoomVersion,
+        *,
+        backfilled: bool = False,
+        trusted: bool = False,
+    ) -> tuple[Event, bytes]:
+        """:meth:`from_pdu` (or, with ``trusted``, :meth:`from_trusted_pdu` with the PDU's own
+        event ID), and the event's content hash from the same encoding.
+
+        For the receipt of a PDU: check 1 (format, size, event ID) and the hash that check 3
+        compares with ``hashes.sha256``, without encoding the event again. The hash is exactly
+        :func:`~eventgraph.content_hash` of ``event.to_pdu()`` (server-server API
+        "Calculating the content hash for an event"): SHA-256 of the stored PDU's canonical JSON
+        without ``hashes``, ``signatures`` and ``unsigned``. Comparing it is the caller's job
+        (a trusted import may have no ``hashes``).
+
+        Complexity: :meth:`from_pdu` plus one SHA-256 over the hashed members (no encoding).
+
+        Raises:
+            InvalidEventError: as :meth:`from_pdu` / :meth:`from_trusted_pdu`.
+            UnsupportedRoomVersionError: unknown room version.
+
+        >>> pdu = {"type": "m.room.message", "room_id": "!r:a", "sender": "@u:a",
+        ...        "content": {}, "depth": 1, "origin_server_ts": 0, "prev_events": [],
+        ...        "auth_events": [], "hashes": {"sha256": "x"}, "signatures": {}}
+        >>> event, digest = Event.from_pdu_with_content_hash(pdu, "11")
+        >>> from eventgraph import content_hash
+        >>> digest == content_hash(event.to_pdu())
+        True
+        """
+        rv = room_version(version)
+        trusted_id = _trusted_event_id(pdu, None) if trusted else None
+        event, digest = _parse(
+            pdu, rv, backfilled=backfilled, trusted_id=trusted_id, with_content_hash=True
+        )
+        assert digest is not None
+        return event, digest
 
     # -- views --------------------------------------------------------------------------------
 
@@ -316,7 +386,34 @@ class Event:
         return f"<Event {self.event_id} {self.type}{sk} depth={self.depth}>"
 
 
-def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | None) -> Event:
+def _trusted_event_id(pdu: object, event_id: object) -> str:
+    # The event ID of a trusted import: the caller's, else the PDU's own (rule 2).
+    if event_id is None and isinstance(pdu, Mapping):
+        event_id = pdu.get("event_id")
+    if type(event_id) is not str or not event_id.startswith("$"):
+        raise _bad("a trusted import needs an event ID starting with '$'")
+    _check_length(event_id, "event_id", True)
+    return event_id
+
+
+def _parse(
+    pdu: object,
+    rv: RoomVersion,
+    *,
+    backfilled: bool,
+    trusted_id: str | None,
+    with_content_hash: bool = False,
+) -> tuple[Event, bytes | None]:
+    """Check ``pdu`` and build its event; with ``with_content_hash``, also its content hash.
+
+    The checks are those of :func:`~eventgraph.events._reference.parse_reference`, in the same
+    order. The encodings differ in how, not in what: canonical JSON writes an object as its
+    members (``"key":value``) sorted by key and joined by commas, so each top-level member is
+    encoded once and the full PDU (size limit, storage), the redacted form (reference hash,
+    event ID) and the form without ``hashes``/``signatures``/``unsigned`` (content hash) are
+    joins of the same parts. Only a redacted ``content`` that differs from the content is
+    encoded again (small: the kept keys). Property tests hold the bytes and the refusals equal.
+    """
     if type(pdu) is not dict and not isinstance(pdu, Mapping):
         raise _bad("a PDU must be a JSON object")
     strict = rv.strict_canonical_json
@@ -337,7 +434,7 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
     if sender[:1] != "@" or ":" not in sender:
         raise _bad("'sender' must be a user ID (@localpart:domain)")
 
-    is_v12_create = rv.event_format is EventFormat.V3 and event_type == "m.room.create"
+    is_v12_create = rv.event_format is _V3_FORMAT and event_type == "m.room.create"
     room_id: str | None
     if is_v12_create:
         if "room_id" in pdu:
@@ -368,8 +465,29 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
 
     prev_limit = None if backfilled else MAX_PREV_EVENTS
     auth_limit = None if backfilled else MAX_AUTH_EVENTS
-    prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
-    auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
+    # Edges: inline, the common RV 3+ shape (a list of short strings with the sigil, within
+    # the count); anything else goes through _edges, which checks and words the errors.
+    v1_edges = rv.event_format is _V1_FORMAT
+    prev = pdu.get("prev_events")
+    if type(prev) is list and not v1_edges and (backfilled or len(prev) <= MAX_PREV_EVENTS):
+        for item in prev:
+            if type(item) is not str or item[:1] != "$" or len(item) > _SHORT:
+                prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
+                break
+        else:
+            prev_ids = tuple(prev)
+    else:
+        prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
+    auth = pdu.get("auth_events")
+    if type(auth) is list and not v1_edges and (backfilled or len(auth) <= MAX_AUTH_EVENTS):
+        for item in auth:
+            if type(item) is not str or item[:1] != "$" or len(item) > _SHORT:
+                auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
+                break
+        else:
+            auth_ids = tuple(auth)
+    else:
+        auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
 
     trusted = trusted_id is not None
     hashes = pdu.get("hashes")
@@ -388,24 +506,42 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
     if unsigned is not None and not isinstance(unsigned, dict):
         raise _bad("'unsigned' must be an object")
 
-    # Keys the checks above did not cover: unknown ones and the unsigned parts. The known keys
-    # are strings by construction; only these few need a type check (one C set difference).
-    others = pdu.keys() - (
-        _CHECKED_TOP_LEVEL_V11 if rv.redaction_rules is RedactionRules.V11 else _CHECKED_TOP_LEVEL
+    v11_rules = rv.redaction_rules is _V11_RULES
+    server_assigned = rv.event_id_format is _SERVER_ASSIGNED
+    # The common layout: network input of RV 3+ with a room ID and no key beyond the checked
+    # ones, hashes, signatures and unsigned. Its encoding needs no sorting (see below).
+    common = (
+        not trusted and not server_assigned and room_id is not None and pdu.keys() <= _COMMON_KEYS
     )
-    for key in others:
-        if type(key) is not str:
-            raise _bad("PDU keys must be strings")
-    if strict:
-        # RV 6+: every value must obey canonical JSON's number rules, not just the content.
-        # (Relaxed versions need no walk: the encoder below refuses non-JSON values.)
-        for key in sorted(others):
-            value = pdu[key]
-            if type(value) is not str and not _flat_strings(value):
-                check_json(value, strict=True, where=key)
+    others: frozenset[str] | set[str] = frozenset()
+    if common:
+        assert hashes is not None  # network input always has hashes (checked above)
+        if strict:
+            # As below, for the only keys left: hashes (one string entry needs no walk),
+            # signatures and unsigned, in that (sorted) order.
+            if len(hashes) != 1:
+                check_json(hashes, strict=True, where="hashes")
+            if not _flat_strings(signatures):
+                check_json(signatures, strict=True, where="signatures")
+            if unsigned is not None:
+                check_json(unsigned, strict=True, where="unsigned")
+    else:
+        # Keys the checks above did not cover: unknown ones and the unsigned parts. The known
+        # keys are strings by construction; only these few need a type check.
+        others = pdu.keys() - (_CHECKED_TOP_LEVEL_V11 if v11_rules else _CHECKED_TOP_LEVEL)
+        for key in others:
+            if type(key) is not str:
+                raise _bad("PDU keys must be strings")
+        if strict:
+            # RV 6+: every value must obey canonical JSON's number rules, not just the
+            # content. (Relaxed versions need no walk: the encoder refuses non-JSON values.)
+            for key in sorted(others):
+                value = pdu[key]
+                if type(value) is not str and not _flat_strings(value):
+                    check_json(value, strict=True, where=key)
 
     redacts: str | None = None
-    if rv.redaction_rules is RedactionRules.V11:
+    if v11_rules:
         r = content.get("redacts") if event_type == "m.room.redaction" else None
         redacts = r if type(r) is str else None
     else:
@@ -414,16 +550,93 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
             redacts = _event_id_ref(r, "redacts", byte_limits)
 
     # The PDU as stored: without a top-level event_id from RV 3 on (the ID is not on the wire).
-    server_assigned = rv.event_id_format is EventIdFormat.SERVER_ASSIGNED
     if not server_assigned and "event_id" in pdu:
         if not trusted:
             raise _bad("a room version 3+ PDU must not carry an 'event_id'")
         pdu = {k: v for k, v in pdu.items() if k != "event_id"}
     elif trusted_id is not None and server_assigned and "event_id" not in pdu:
         pdu = {**pdu, "event_id": trusted_id}
-    pdu_json = encode_canonical_json(pdu)
+
+    # Canonical JSON from parts (see the docstring). ``hashed_text`` (content hash) and
+    # ``redacted_text`` (reference hash) are filled in by the common layout below, else later
+    # from ``members``.
+    hashed_text: str | None = None
+    redacted_text: str | None = None
+    members: dict[str, str] = {}
+    try:
+        if common:
+            # The common layout: the checked members, hashes and signatures, perhaps unsigned;
+            # the keys in their canonical order (_COMMON_ORDER), so no sorting.
+            assert room_id is not None  # (implied by ``common``)
+            assert hashes is not None
+            content_text = _encode_text(raw_content)
+            head = '{"auth_events":' + _id_list_text(auth_ids) + ',"content":'
+            hashes_text = (
+                ',"hashes":{"sha256":' + _quote(hashes["sha256"]) + "}"
+                if len(hashes) == 1
+                else ',"hashes":' + _encode_text(hashes)
+            )
+            middle = (
+                f',"origin_server_ts":{origin_server_ts}'
+                f',"prev_events":{_id_list_text(prev_ids)}'
+                f',"room_id":{_quote(room_id)},"sender":{_quote(sender)}'
+            )
+            tail = ',"type":' + _quote(event_type)
+            if state_key is not None:
+                tail = ',"state_key":' + _quote(state_key) + tail
+            unsigned_text = ',"unsigned":' + _encode_text(unsigned) if "unsigned" in pdu else ""
+            full_text = (
+                f'{head}{content_text},"depth":{depth}{hashes_text}{middle}'
+                f',"signatures":{_encode_text(signatures)}{tail}{unsigned_text}}}'
+            )
+            if with_content_hash:
+                hashed_text = f'{head}{content_text},"depth":{depth}{middle}{tail}}}'
+            kept = redacted_content(rv.redaction_rules, event_type, raw_content)
+            if kept is not None:
+                content_text = _encode_text(kept) if kept else "{}"
+            redacted_text = f'{head}{content_text},"depth":{depth}{hashes_text}{middle}{tail}}}'
+        else:
+            # Any layout: one member per key of the stored PDU; the values checked above have
+            # known types, the rest go through the generic encoder.
+            members = {
+                "type": '"type":' + _quote(event_type),
+                "sender": '"sender":' + _quote(sender),
+                "content": '"content":' + _encode_text(raw_content),
+                "depth": '"depth":' + str(depth),
+                "origin_server_ts": '"origin_server_ts":' + str(origin_server_ts),
+                "prev_events": '"prev_events":'
+                + (_encode_text(pdu["prev_events"]) if v1_edges else _id_list_text(prev_ids)),
+                "auth_events": '"auth_events":'
+                + (_encode_text(pdu["auth_events"]) if v1_edges else _id_list_text(auth_ids)),
+            }
+            if room_id is not None:
+                members["room_id"] = '"room_id":' + _quote(room_id)
+            if state_key is not None:
+                members["state_key"] = '"state_key":' + _quote(state_key)
+            if not v11_rules and "redacts" in pdu:
+                members["redacts"] = '"redacts":' + ("null" if redacts is None else _quote(redacts))
+            if "event_id" in pdu:
+                members["event_id"] = '"event_id":' + _value_text(pdu["event_id"])
+            for key in others:
+                prefix = _MEMBER_PREFIX.get(key) or _quote(key) + ":"
+                members[key] = prefix + _value_text(pdu[key])
+            members = {k: members[k] for k in sorted(members)}
+            full_text = "{" + ",".join(members.values()) + "}"
+        pdu_json = full_text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as err:
+        # The messages of the plain encoder, which fails on the same values.
+        raise _bad(f"cannot encode as canonical JSON: {err}") from err
     if len(pdu_json) > MAX_EVENT_SIZE:
         raise _bad(f"the event is larger than {MAX_EVENT_SIZE} bytes ({len(pdu_json)})")
+
+    digest: bytes | None = None
+    if with_content_hash:
+        # Server-server API "Calculating the content hash for an event": the stored PDU
+        # without hashes, signatures and unsigned (hashes.py rule 1).
+        if hashed_text is None:
+            hashed = [m for k, m in members.items() if k not in _UNSIGNED_PARTS]
+            hashed_text = "{" + ",".join(hashed) + "}"
+        digest = hashlib.sha256(hashed_text.encode("utf-8")).digest()
 
     if trusted_id is not None:
         event_id = trusted_id
@@ -437,12 +650,22 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
         if not event_id.startswith("$") or ":" not in event_id:
             raise _bad("'event_id' must have the form $opaque:domain")
     else:
-        redacted = redact_unchecked(
-            pdu, rv.redaction_rules, event_type, raw_content, for_hashing=True
-        )
-        digest = hashlib.sha256(encode_canonical_json(redacted)).digest()
-        urlsafe = rv.event_id_format is EventIdFormat.REFERENCE_HASH_URLSAFE
-        event_id = "$" + unpadded_base64(digest, urlsafe=urlsafe)
+        # Reference hash ("Calculating the reference hash for an event"): the members redaction
+        # keeps but signatures, with the redacted content (redaction.py rules 1-2).
+        if redacted_text is None:
+            rules = rv.redaction_rules
+            kept = redacted_content(rules, event_type, raw_content)
+            if kept is not None:
+                members["content"] = '"content":' + (_encode_text(kept) if kept else "{}")
+            top = hashed_top_level_keys(rules)
+            redacted_text = "{" + ",".join([m for k, m in members.items() if k in top]) + "}"
+        ref = hashlib.sha256(redacted_text.encode("utf-8")).digest()
+        # Event ID: "$" + unpadded base64 of the 32-byte hash (43 characters), URL-safe from
+        # RV 4 (hashes.py rule 3; what unpadded_base64 does, inline).
+        b64 = binascii.b2a_base64(ref, newline=False)[:43]
+        if rv.event_id_format is _URLSAFE_IDS:
+            b64 = b64.translate(_URLSAFE)
+        event_id = "$" + b64.decode("ascii")
 
     implied = False
     if rv.room_id_is_create_event_id:
@@ -456,19 +679,34 @@ def _parse(pdu: object, rv: RoomVersion, *, backfilled: bool, trusted_id: str | 
                 implied = True
     assert room_id is not None
 
-    return Event(
-        event_id=event_id,
-        room_id=room_id,
-        type=event_type,
-        state_key=state_key,
-        sender=sender,
-        prev_event_ids=prev_ids,
-        auth_event_ids=auth_ids,
-        depth=depth,
-        origin_server_ts=origin_server_ts,
-        content=content,
-        redacts=redacts,
-        room_version=rv,
-        implied_create_auth=implied,
-        pdu_json=pdu_json,
+    event = Event(
+        event_id,
+        room_id,
+        event_type,
+        state_key,
+        sender,
+        prev_ids,
+        auth_ids,
+        depth,
+        origin_server_ts,
+        content,
+        redacts,
+        rv,
+        implied,
+        pdu_json,
     )
+    return event, digest
+
+
+def _id_list_text(ids: tuple[str, ...]) -> str:
+    # Canonical JSON of an array of strings (RV 3+ edges, already checked to be strings).
+    return "[" + ",".join(map(_quote, ids)) + "]"
+
+
+def _value_text(value: object) -> str:
+    # Canonical JSON text of any value (strings without the encoder's set-up).
+    return _quote(value) if type(value) is str else _encode_text(value)
+
+
+# "key": of the members most PDUs carry beyond the ones checked field by field.
+_MEMBER_PREFIX = {k: encode_json_string(k) + ":" for k in ("hashes", "signatures", "unsigned")}

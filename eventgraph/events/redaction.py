@@ -24,7 +24,7 @@ from ..errors import InvalidEventError
 from .canonical_json import JsonValue
 from .room_versions import RedactionRules, RoomVersion, room_version
 
-__all__ = ["redact", "redact_unchecked"]
+__all__ = ["hashed_top_level_keys", "redact", "redact_unchecked", "redacted_content"]
 
 _R = RedactionRules
 
@@ -45,6 +45,8 @@ _TOP_LEVEL_ALWAYS = frozenset(
     }
 )
 _TOP_LEVEL_BEFORE_V11 = _TOP_LEVEL_ALWAYS | {"prev_state", "origin", "membership"}
+
+_TOP_LEVEL = {True: _TOP_LEVEL_ALWAYS, False: _TOP_LEVEL_BEFORE_V11}  # by "RV 11+"
 
 _HASHED_V11 = _TOP_LEVEL_ALWAYS - {"signatures"}
 _HASHED_BEFORE_V11 = _TOP_LEVEL_BEFORE_V11 - {"signatures"}
@@ -78,6 +80,9 @@ def _content_keys(rules: RedactionRules) -> dict[str, frozenset[str]]:
 
 
 _CONTENT_KEYS = {rules: _content_keys(rules) for rules in RedactionRules}
+# The same tables by the rules' value: hashing an enum member runs Python code (Enum.__hash__).
+_CONTENT_KEYS_BY_VALUE = {rules._value_: keys for rules, keys in _CONTENT_KEYS.items()}
+_V11 = _R.V11  # read once: attribute access on an enum class runs a Python-level hook
 _EMPTY: frozenset[str] = frozenset()
 
 
@@ -123,21 +128,41 @@ def redact_unchecked(
 
     ``for_hashing`` also leaves out ``signatures``, as the reference hash requires.
     """
-    if for_hashing:
-        top = _HASHED_V11 if rules is _R.V11 else _HASHED_BEFORE_V11
-    else:
-        top = _TOP_LEVEL_ALWAYS if rules is _R.V11 else _TOP_LEVEL_BEFORE_V11
+    top = hashed_top_level_keys(rules) if for_hashing else _TOP_LEVEL[rules is _V11]
     out: dict[str, Any] = {k: v for k, v in pdu.items() if k in top}
-    if rules is _R.V11 and event_type == "m.room.create":
-        # RV 11+: the create event keeps its whole content.
-        out["content"] = dict(content)
-        return out
-    allowed = _CONTENT_KEYS[rules].get(event_type, _EMPTY)
-    new_content = {k: v for k, v in content.items() if k in allowed} if allowed else {}
-    if rules is _R.V11 and event_type == "m.room.member":
+    kept = redacted_content(rules, event_type, content)
+    out["content"] = dict(content) if kept is None else kept
+    return out
+
+
+def hashed_top_level_keys(rules: RedactionRules) -> frozenset[str]:
+    """The top-level keys the reference hash covers: those redaction keeps, but ``signatures``.
+
+    Spec: server-server API "Calculating the reference hash for an event" (rule 1).
+    """
+    return _HASHED_V11 if rules is _V11 else _HASHED_BEFORE_V11
+
+
+def redacted_content(
+    rules: RedactionRules, event_type: str, content: Mapping[str, JsonValue]
+) -> dict[str, JsonValue] | None:
+    """The ``content`` that redaction keeps (rule 2), or ``None`` when it keeps all of it.
+
+    ``None`` means the redacted content equals ``content``: the same keys and the same values
+    (the RV 11+ create event, or an event whose every content key is allowed). Otherwise a new
+    dict of the kept keys (values shared with ``content``), in ``content``'s order.
+    """
+    if rules is _V11 and event_type == "m.room.create":
+        # RV 11+: the create event keeps its whole content (fragments/v11-redactions.md).
+        return None
+    allowed = _CONTENT_KEYS_BY_VALUE[rules._value_].get(event_type, _EMPTY)
+    if not allowed:
+        return {}
+    new_content = {k: v for k, v in content.items() if k in allowed}
+    if rules is _V11 and event_type == "m.room.member":
         # RV 11+: member events also keep ``third_party_invite.signed`` (only that sub-key).
         tpi = content.get("third_party_invite")
         if isinstance(tpi, Mapping):
             new_content["third_party_invite"] = {k: v for k, v in tpi.items() if k == "signed"}
-    out["content"] = new_content
-    return out
+            return new_content
+    return None if len(new_content) == len(content) else new_content
