@@ -423,6 +423,7 @@ class _Run:
         )
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
         self._with_children: set[str] = set()
+        self._awaited: set[str] = set()
         self._rejected: dict[str, bool] = {}
         # Events checked on the common path, not written yet (rule 4): their write, and what
         # later events read of them.
@@ -472,6 +473,9 @@ class _Run:
         # Children stored before their parent arrives (in earlier calls: inside the batch a
         # parent comes first) send the parent down the plain path; one read for the batch.
         self._with_children = {e for e, kids in self.store.get_children(order).items() if kids}
+        # The events parked outliers wait for (module rule 3): those stored before this call,
+        # plus the prevs of events parked by it (added as they are parked).
+        self._awaited = {e for e, kids in self.store.get_parked_children(order).items() if kids}
         for event_id in cyclic:
             c = candidates[event_id]
             outcomes[c.index] = Outcome(
@@ -560,7 +564,7 @@ class _Run:
     ) -> Outcome:
         """Run checks 4–6 on one event, write it, then connect what it unblocks."""
         outcome, connected = self._process_one(event, index, redacted, known_rejection)
-        if connected:
+        if connected and event.event_id in self._awaited:
             self._connect_waiters(event.event_id)
         return outcome
 
@@ -601,6 +605,7 @@ class _Run:
                 rejected={event_id: rejection} if rejection is not None else None,
                 state=StateWrite(parked=frozenset((event_id,))),
             )
+            self._awaited.update(event.prev_event_ids)
             if rejection is not None:
                 return Outcome(index, event_id, Status.REJECTED, rejection, redacted), False
             reason = "waiting for the state after " + ", ".join(sorted(lacking))

@@ -126,21 +126,33 @@ def entries(
     """The stored entries of ``group_ids`` (only ``keys`` when given)."""
     out: dict[int, dict[_Key, str | None]] = {g: {} for g in group_ids}
     key_params: list[str] = []
-    key_sql = ""
+    keyed = False
     if keys is not None:
         if not keys:
             return out
         if 2 * len(keys) < chunk // 2:
             key_params = [part for key in keys for part in key]
-            key_sql = " AND (type, state_key) IN (VALUES " + ",".join(["(?,?)"] * len(keys)) + ")"
-    wanted = None if keys is None or key_sql else set(keys)
+            keyed = True
+    wanted = None if keys is None or keyed else set(keys)
     for part in _chunks(group_ids, max(1, chunk - len(key_params))):
         marks = ",".join("?" * len(part))
-        rows = conn.execute(
-            "SELECT group_id, type, state_key, event_id FROM state_group_entries"
-            f" WHERE group_id IN ({marks}){key_sql}",
-            [*part, *key_params],
-        )
+        if keyed:
+            # Keys joined from a VALUES list: each (group, type, state_key) is a primary-key
+            # search. (A row-value ``IN (VALUES ...)`` filter searches by group only and
+            # scans the whole snapshot.)
+            rows = conn.execute(
+                "WITH k(t, s) AS (VALUES " + ",".join(["(?,?)"] * len(keys or ())) + ")"
+                " SELECT e.group_id, e.type, e.state_key, e.event_id FROM k"
+                " JOIN state_group_entries e ON e.type = k.t AND e.state_key = k.s"
+                f" WHERE e.group_id IN ({marks})",
+                [*key_params, *part],
+            )
+        else:
+            rows = conn.execute(
+                "SELECT group_id, type, state_key, event_id FROM state_group_entries"
+                f" WHERE group_id IN ({marks})",
+                list(part),
+            )
         for gid, event_type, state_key, event_id in rows:
             key = (event_type, state_key)
             if wanted is None or key in wanted:
