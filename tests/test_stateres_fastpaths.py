@@ -17,15 +17,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventgraph import Event, InvalidRequestError, MemoryStore, StateKey
+from eventgraph import AuthError, Event, InvalidRequestError, MemoryStore, StateKey
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
 from eventgraph.state._checker import AuthChecker
-from eventgraph.state.authz import sender_power_level
+from eventgraph.state.authz import _DEFAULT_VERIFIER, _check_selected, sender_power_level
 from eventgraph.state.resolution import (
     _is_power_event,
     _partition_v2,
@@ -99,6 +102,76 @@ def test_fast_auth_checks_equal_plain_ones(
     for event_id in sorted(events):
         assert fast.allowed(state, event_id) == plain.allowed_plain(state, event_id), event_id
     assert (fast.checks, fast.known) == (plain.checks, plain.known)
+
+
+@settings(max_examples=300)
+@given(room=rooms, data=st.data(), scramble=st.booleans())
+def test_apply_equals_plain_checks(room: RoomStates, data: st.DataObject, scramble: bool) -> None:
+    """``AuthChecker.apply`` (entries vetted once per call, ``_checker`` rule 7) leaves the
+    state, the check count and the rule-4 count that ``allowed_plain`` applied event by event
+    does, from a state of the room (scrambled or not) over a random list of its events."""
+    state = room.after[data.draw(st.sampled_from(sorted(room.after)))]
+    if scramble:
+        state = _scrambled(room, state, data)
+    events = dict(room.store.get_events(sorted(room.events)))
+    for event_id in data.draw(st.lists(st.sampled_from(sorted(events)), max_size=2)):
+        events[event_id] = _in_other_room(events[event_id])
+    rejected = set(room.store.rejected)
+    if data.draw(st.booleans()):
+        rejected.update(data.draw(st.lists(st.sampled_from(sorted(events)), max_size=3)))
+    ordered = data.draw(st.lists(st.sampled_from(sorted(events)), max_size=20))
+    fallback = room.rv.identifier != "1"
+    fast = AuthChecker(room.rv, events, rejected, fallback_to_own_auth_events=fallback)
+    plain = AuthChecker(room.rv, events, rejected, fallback_to_own_auth_events=fallback)
+    got = dict(state)
+    fast.apply(got, ordered)
+    expected = dict(state)
+    for event_id in ordered:
+        ev = events[event_id]
+        if ev.state_key is not None and plain.allowed_plain(expected, event_id):
+            expected[(ev.type, ev.state_key)] = event_id
+    assert got == expected
+    assert (fast.checks, fast.known) == (plain.checks, plain.known)
+
+
+class _Reads(dict[tuple[str, str], Event]):
+    """A dict that records the keys read with ``get``."""
+
+    def __init__(self, entries: dict[tuple[str, str], Event]) -> None:
+        super().__init__(entries)
+        self.read: set[tuple[str, str]] = set()
+
+    def get(self, key: tuple[str, str], default: object = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+@settings(max_examples=300)
+@given(room=rooms, data=st.data(), scramble=st.booleans())
+def test_rules_read_only_selected_keys(
+    room: RoomStates, data: st.DataObject, scramble: bool
+) -> None:
+    """The rules after the list checks (``authz._check_selected``) read only the keys the auth
+    events selection picks (and the create event): ``AuthChecker.apply`` hands them a mapping
+    of every vetted state entry, which is exact only because of this."""
+    state = room.after[data.draw(st.sampled_from(sorted(room.after)))]
+    if scramble:
+        state = _scrambled(room, state, data)
+    events = room.store.get_events(sorted(room.events))
+    checker = AuthChecker(room.rv, events, set(room.store.rejected))
+    for event_id in sorted(events):
+        ev = events[event_id]
+        if ev.type == "m.room.create":
+            continue
+        keys = checker.auth_keys(ev)
+        chosen = {(a.type, a.state_key or ""): a for a in checker.auth_events(state, ev)}
+        create = chosen.get(("m.room.create", ""))
+        if create is None:
+            continue
+        amap = _Reads(chosen)
+        with contextlib.suppress(AuthError):
+            _check_selected(room.rv, ev, amap, create, _DEFAULT_VERIFIER)
+        assert amap.read <= set(keys), (event_id, amap.read - set(keys))
 
 
 # -- partition and input check -------------------------------------------------------------

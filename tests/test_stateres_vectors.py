@@ -280,8 +280,13 @@ def test_synapse_scenario_end_state(name: str) -> None:
 def test_lexicographical_topological_sort() -> None:
     """§B.1: pointed-to nodes first, ties by the smallest key: o, l, n, m, p."""
     edges = {"l": ["o"], "m": ["n", "o"], "n": ["o"], "o": [], "p": ["o"]}
-    keys = {n: (0.0, 0, n) for n in edges}
-    assert _reverse_topological_power_order(list(edges), edges, keys) == ["o", "l", "n", "m", "p"]
+    events = {
+        n: make_event(f"${n}", auth=[f"${a}" for a in a_], state_key="") for n, a_ in edges.items()
+    }
+    by_id = {ev.event_id: ev for ev in events.values()}
+    keys = {f"${n}": (0.0, 0, f"${n}") for n in edges}
+    order = _reverse_topological_power_order(sorted(by_id), by_id, keys)
+    assert order == ["$o", "$l", "$n", "$m", "$p"]
 
 
 def test_event_map_none_concurrent_joins_without_power_levels() -> None:

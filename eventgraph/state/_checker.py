@@ -28,6 +28,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, MutableMapping
+from typing import Final
 
 from ..errors import AuthError
 from ..events.auth_selection import auth_types_for_event
@@ -46,6 +47,8 @@ from .authz import (
 __all__ = ["AuthChecker"]
 
 _CREATE: StateKey = ("m.room.create", "")
+_POWER_LEVELS: StateKey = ("m.room.power_levels", "")
+_MEMBER = "m.room.member"
 
 
 class AuthChecker:
@@ -60,6 +63,7 @@ class AuthChecker:
         "_fallback",
         "_keys",
         "_levels",
+        "_levels_fn",
         "_powers",
         "_rv",
         "checks",
@@ -83,19 +87,32 @@ class AuthChecker:
         self._keys: dict[str, tuple[StateKey, ...]] = {}
         self._powers: dict[tuple[str, str | None, str | None], float] = {}
         self._levels: dict[str, _Levels] = {}
+        self._levels_fn = self._levels_of
         self.checks = 0
         self.known = 0
 
-    def _auth_keys(self, ev: Event) -> tuple[StateKey, ...]:
+    def auth_keys(self, ev: Event) -> tuple[StateKey, ...]:
+        """The state keys ``ev``'s auth events are selected from (rule 2), memoised.
+
+        Spec: server-server API "Auth events selection": every event but the create event
+        selects the create event, the power levels and the sender's membership; member events
+        more (:func:`~eventgraph.events.auth_selection.auth_types_for_event` answers for them).
+        In room version 12 the create event is not selected but implied by the room ID; it is
+        looked up in the state all the same (rule 2).
+        """
         keys = self._keys.get(ev.event_id)
         if keys is None:
-            keys = auth_types_for_event(self._rv, ev.type, ev.sender, ev.state_key, ev.content)
-            if self._rv.room_id_is_create_event_id and ev.type != "m.room.create":
-                # Room version 12: the create event is not selected, but the rules need it
-                # (rule 2 and the creators); Event lists it as an implied auth event.
-                keys = (_CREATE, *keys)
+            etype = ev.type
+            if etype == _MEMBER or etype == "m.room.create":
+                keys = auth_types_for_event(self._rv, etype, ev.sender, ev.state_key, ev.content)
+                if self._rv.room_id_is_create_event_id and etype != "m.room.create":
+                    keys = (_CREATE, *keys)
+            else:
+                keys = (_CREATE, _POWER_LEVELS, (_MEMBER, ev.sender))
             self._keys[ev.event_id] = keys
         return keys
+
+    _auth_keys = auth_keys
 
     def needed_keys(self, event_ids: Iterable[str]) -> set[StateKey]:
         """The state keys the checks of ``event_ids`` may read (to load them in one batch)."""
@@ -121,26 +138,30 @@ class AuthChecker:
 
     def allowed(self, state: Mapping[StateKey, str], event_id: str) -> bool:
         """Whether the event passes the authorization rules against ``state``."""
-        ev = self.events[event_id]
         self.checks += 1
-        keys = self._auth_keys(ev)
+        return self._decide(state, self.events[event_id])
+
+    def _decide(self, state: Mapping[StateKey, str], ev: Event) -> bool:
+        """:meth:`allowed`, uncounted."""
+        events = self.events
+        event_id = ev.event_id
+        keys = self._keys.get(event_id)
+        if keys is None:
+            keys = self.auth_keys(ev)
         # Rule 2 with rule 5's fast path: the selected events keyed by the key they were
         # selected for, used as they are only when each is filed under its own key.
-        events = self.events
         chosen: dict[StateKey, Event] = {}
         room_id = ev.room_id
         plain = False
-        missing = False
+        get = state.get
         for key in keys:
-            auth_id = state.get(key)
+            auth_id = get(key)
             auth = events.get(auth_id) if auth_id is not None else None
-            if auth is None:
-                missing = True
-            else:
+            if auth is not None:
                 chosen[key] = auth
                 if auth.type != key[0] or auth.state_key != key[1] or auth.room_id != room_id:
                     plain = True  # filed under another key or room: let check_auth judge it
-        if missing and self._fallback and self._fill_from_own(ev, keys, chosen):
+        if len(chosen) < len(keys) and self._fallback and self._fill_from_own(ev, keys, chosen):
             plain = True  # an own auth event of another room: let check_auth judge it
         if plain:
             return self._allowed_listed(ev, [chosen[k] for k in keys if k in chosen])
@@ -166,7 +187,7 @@ class AuthChecker:
             return self._run_check_auth(ev, [chosen[k] for k in keys if k in chosen])
         try:
             # Rule 5: what check_auth verifies about the list holds by construction here.
-            _check_selected(self._rv, ev, chosen, create, _DEFAULT_VERIFIER, self._levels_of)
+            _check_selected(self._rv, ev, chosen, create, _DEFAULT_VERIFIER, self._levels_fn)
         except AuthError:
             return False
         return True
@@ -274,11 +295,121 @@ class AuthChecker:
         Spec: v2 "Iterative auth checks": "iterating through the event list and applying the
         state event to the room state if the state event is allowed by the authorization
         rules. If the state event is not allowed ... the event is ignored."
+
+        Rule 7: each state entry read is looked up and vetted once per call, not once per
+        event that reads it; the answers are :meth:`allowed`'s.
         """
         events = self.events
+        vetted: dict[StateKey, Event | _Odd | None] = {}
+        room_id: str | None = None
+        decide = self._decide_vetted
         for event_id in ordered:
             ev = events[event_id]
-            if ev.state_key is None:
+            state_key = ev.state_key
+            if state_key is None:
                 continue
-            if self.allowed(state, event_id):
-                state[(ev.type, ev.state_key)] = event_id
+            self.checks += 1
+            if room_id is None:
+                room_id = ev.room_id
+            # An event of another room (never in state resolution) goes without ``vetted``.
+            if decide(state, ev, vetted) if ev.room_id == room_id else self._decide(state, ev):
+                key = (ev.type, state_key)
+                state[key] = event_id
+                vetted.pop(key, None)
+
+    def _decide_vetted(
+        self,
+        state: Mapping[StateKey, str],
+        ev: Event,
+        vetted: dict[StateKey, Event | _Odd | None],
+    ) -> bool:
+        """:meth:`_decide` for an event of the room ``vetted`` was built for.
+
+        ``vetted`` maps state keys to their entry's event once looked up: the loaded event filed
+        under its own key and of the room, ``None`` for an entry absent or not loaded, or
+        :data:`_ODD` for one filed under another key or of another room. Since the rules read
+        only the keys the auth events selection picks (a property test holds them to it), and
+        ``None`` reads as absent, ``vetted`` itself is the auth events mapping handed to them
+        when every key of the event is vetted and none needs a fallback (rule 2) — otherwise
+        the event goes the way of :meth:`_decide`.
+        """
+        event_id = ev.event_id
+        keys = self._keys.get(event_id)
+        if keys is None:
+            keys = self.auth_keys(ev)
+        events = self.events
+        present = 0
+        for key in keys:
+            auth = vetted.get(key, _UNSET)
+            if auth is _UNSET:
+                auth_id = state.get(key)
+                auth = events.get(auth_id) if auth_id is not None else None
+                if auth is not None and (
+                    auth.type != key[0] or auth.state_key != key[1] or auth.room_id != ev.room_id
+                ):
+                    auth = _ODD
+                vetted[key] = auth
+            if auth is not None:
+                if auth is _ODD:
+                    return self._decide(state, ev)
+                present += 1
+        if present < len(keys) and self._fallback and self._fills(ev, keys, vetted):
+            return self._decide(state, ev)
+        own = ev.auth_event_ids
+        if present == len(own) and event_id not in self.rejected:
+            for key in keys:
+                auth = vetted[key]
+                if auth is not None and auth.event_id not in own:  # type: ignore[union-attr]
+                    break
+            else:
+                self.known += 1  # rule 4: these are its own auth events, which it passed
+                return True
+        create = vetted.get(_CREATE)
+        if not isinstance(create, Event) or ev.type == "m.room.create":
+            return self._decide(state, ev)
+        if self._rv.room_id_is_create_event_id and (
+            create.event_id != "$" + ev.room_id[1:] or not ev.implied_create_auth
+        ):
+            return self._decide(state, ev)
+        try:
+            # Rule 6: what check_auth verifies about the list holds by construction here.
+            _check_selected(
+                self._rv,
+                ev,
+                vetted,  # type: ignore[arg-type]  # None reads as absent; no _ODD among keys
+                create,
+                _DEFAULT_VERIFIER,
+                self._levels_fn,
+            )
+        except AuthError:
+            return False
+        return True
+
+    def _fills(
+        self,
+        ev: Event,
+        keys: tuple[StateKey, ...],
+        vetted: Mapping[StateKey, Event | _Odd | None],
+    ) -> bool:
+        """Whether rule 2's fallback fills a key of ``ev`` absent from the state: an own
+        auth event, not rejected, filed under a selected key whose entry is absent."""
+        events = self.events
+        rejected = self.rejected
+        for event_id in ev.auth_event_ids:
+            auth = events.get(event_id)
+            if auth is None or auth.state_key is None or event_id in rejected:
+                continue
+            key = (auth.type, auth.state_key)
+            if key in keys and vetted.get(key) is None:
+                return True
+        return False
+
+
+class _Odd:
+    """The marker of a state entry filed under another key or of another room."""
+
+    __slots__ = ()
+
+
+_ODD: Final = _Odd()
+_UNSET: Final = object()

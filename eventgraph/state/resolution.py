@@ -54,6 +54,7 @@ _CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 _JOIN_RULES: StateKey = ("m.room.join_rules", "")
 _MEMBER = "m.room.member"
+_LEAVE_OR_BAN = ("leave", "ban")  # a tuple: untrusted content is compared, never hashed
 _INFINITY = float("inf")
 
 
@@ -189,26 +190,32 @@ def _validated(state_sets: object) -> tuple[list[Mapping[StateKey, str]], set[St
 def _check_mapping(s: Mapping[object, object]) -> None:
     """Refuse any entry of ``s`` that is not ``(str, str) -> str``.
 
-    The types are gathered at C speed (``map(type, ...)`` into sets, no Python step per entry):
-    a state set has up to one entry per room member. Only when something is off are the
-    entries walked one by one, to name the first bad one.
+    Four passes at C speed, none a Python step per entry (a state set has up to one entry per
+    room member): the types of the values, the types of the keys, ``dict(keys)`` — which
+    refuses any key of another length than 2 and leaves the few distinct first elements (event
+    types) as its keys, whose types are then checked — and the types of the keys' second
+    elements. A first element equal to an earlier key's is taken as that one, as entries of
+    later sets equal to the first set's are (an equal ``str`` subclass counts as the ``str``).
+    Only when something is off are the entries walked one by one, to name the first bad one.
     """
     keys = s.keys()
-    if (
-        set(map(type, s.values())) <= _ONLY_STR
-        and set(map(type, keys)) <= _ONLY_TUPLE
-        and set(map(len, keys)) <= _ONLY_TWO  # type: ignore[arg-type]  # tuples, checked above
-        and set(map(type, map(_first, keys))) <= _ONLY_STR  # type: ignore[arg-type]
-        and set(map(type, map(_second, keys))) <= _ONLY_STR  # type: ignore[arg-type]
-    ):
-        return
+    if set(map(type, s.values())) <= _ONLY_STR and set(map(type, keys)) <= _ONLY_TUPLE:
+        try:
+            types: dict[object, object] = dict(keys)  # type: ignore[arg-type]  # tuples
+        except (TypeError, ValueError):  # a key of another length, or unhashable
+            pass
+        else:
+            if (
+                set(map(type, types)) <= _ONLY_STR
+                and set(map(type, map(_second, keys))) <= _ONLY_STR  # type: ignore[arg-type]
+            ):
+                return
     _check_entries(s.items())
 
 
 _ONLY_STR = frozenset({str})
 _ONLY_TUPLE = frozenset({tuple})
-_ONLY_TWO = frozenset({2})
-_first, _second = itemgetter(0), itemgetter(1)
+_second = itemgetter(1)
 
 
 def _check_entries(entries: Iterable[tuple[object, object]]) -> None:
@@ -247,21 +254,29 @@ class _Events:
     def load(self, event_ids: Iterable[str]) -> None:
         """Fetch the events among ``event_ids`` not fetched yet: one batch, with their facts."""
         events, absent = self.events, self._absent
-        want = [i for i in set(event_ids) if i not in events and i not in absent]
+        # set.difference walks the smaller side (difference_update would walk ``events``).
+        want = set(event_ids).difference(events)
+        if absent and want:
+            want = want.difference(absent)
         if not want:
             return
         got = self.store.get_events(want)
         facts = self.store.get_facts(want)
         room_id = self.room_id
-        for event_id in want:
-            ev = got.get(event_id)
-            if ev is None or (room_id is not None and ev.room_id != room_id):
+        if len(got) < len(want):
+            absent.update(want.difference(got))
+        for event_id, ev in got.items():
+            if room_id is not None and ev.room_id != room_id:
                 absent.add(event_id)
                 continue
             events[event_id] = ev
             fact = facts.get(event_id)
             if fact is not None and fact.rejected is not None:
                 self.rejected.add(event_id)
+
+    def mark_absent(self, event_id: str) -> None:
+        """Treat ``event_id`` as unknown from now on (an event of another room, rule 5)."""
+        self._absent.add(event_id)
 
     def load_auth_events(self, event_ids: Iterable[str]) -> None:
         """Fetch, in one batch, the auth events of the (loaded) events ``event_ids``."""
@@ -428,14 +443,15 @@ def _power_events_with_ancestors(
 
 def _reverse_topological_power_order(
     event_ids: Collection[str],
-    auth_edges: Mapping[str, Sequence[str]],
+    events: Mapping[str, Event],
     sort_key: Mapping[str, tuple[float, int, str]],
 ) -> list[str]:
     """Kahn's algorithm choosing the smallest candidate at each step: auth events first.
 
     Args:
-        event_ids: the events to order.
-        auth_edges: each event's auth events (edges to events outside ``event_ids`` ignored).
+        event_ids: the events to order (all in ``events``).
+        events: the events, for their auth events (edges to events outside ``event_ids``
+            ignored).
         sort_key: each event's comparison key, ``(-sender power, origin_server_ts, event_id)``.
 
     Spec: v2 "Reverse topological power ordering": "the lexicographically smallest topological
@@ -447,36 +463,46 @@ def _reverse_topological_power_order(
 
     Complexity: O(k log k + edges) for k events.
 
+    >>> from eventgraph.testing import make_event
     >>> edges = {"$l": ["$o"], "$m": ["$n", "$o"], "$n": ["$o"], "$o": [], "$p": ["$o"]}
+    >>> evs = {e: make_event(e, auth=a, state_key="") for e, a in edges.items()}
     >>> keys = {e: (0, 0, e) for e in edges}
-    >>> _reverse_topological_power_order(list(edges), edges, keys)
+    >>> _reverse_topological_power_order(list(edges), evs, keys)
     ['$o', '$l', '$n', '$m', '$p']
     """
-    members = set(event_ids)
-    waiting: dict[str, int] = {}
+    waiting: dict[str, int] = dict.fromkeys(event_ids, 0)
     dependants: dict[str, list[str]] = {}
-    for event_id in members:
+    heap = []
+    for event_id in waiting:
+        # An auth event listed twice counts twice here and is released twice below.
         n = 0
-        for a in set(auth_edges.get(event_id, ())):
-            if a in members and a != event_id:
+        for a in events[event_id].auth_event_ids:
+            if a in waiting:
+                if a == event_id:
+                    msg = f"event {event_id} lists itself in its auth events"
+                    raise CycleError(msg)
                 n += 1
-                dependants.setdefault(a, []).append(event_id)
-            elif a == event_id:
-                msg = f"event {event_id} lists itself in its auth events"
-                raise CycleError(msg)
-        waiting[event_id] = n
-    heap = [sort_key[e] for e, n in waiting.items() if n == 0]
+                found = dependants.get(a)
+                if found is None:
+                    dependants[a] = [event_id]
+                else:
+                    found.append(event_id)
+        if n:
+            waiting[event_id] = n
+        else:
+            heap.append(sort_key[event_id])
     heapq.heapify(heap)
     order: list[str] = []
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        event_id = heapq.heappop(heap)[2]
+        event_id = pop(heap)[2]
         order.append(event_id)
         for child in dependants.get(event_id, ()):
             left = waiting[child] - 1
             waiting[child] = left
             if left == 0:
-                heapq.heappush(heap, sort_key[child])
-    if len(order) != len(members):
+                push(heap, sort_key[child])
+    if len(order) != len(waiting):
         msg = "the auth events of the conflicted power events form a cycle"
         raise CycleError(msg)
     return order
@@ -492,78 +518,59 @@ def _mainline_positions(
     way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
     eⱼ on the mainline, else ∞.
 
-    The mainline is walked once; then every event's walk advances one step per round, all in
-    one batch per round, and stops at the first mainline event or at an event whose answer is
-    already known (walks share their tails). A cycle (forgeable IDs) ends a walk: position ∞.
+    So e's position is f(e₁), where f(x) is x's index if x is on the mainline, else f of x's
+    power levels parent (∞ for an unknown x or none). f is computed once per power-levels event
+    reached: the mainline is walked first, then the parents of every unanswered power-levels
+    event at once, one batch of auth events per round, then the answers are read back along
+    the parent links. A cycle (forgeable IDs) gives ∞.
 
-    Complexity: O(mainline length + events walked); store round trips O(mainline length +
-    longest walk off the mainline).
+    Complexity: O(events + power-levels events walked); store round trips O(mainline length +
+    longest power-levels walk off the mainline).
     """
     events = loaded.events
+    pl_parent = loaded.pl_parent
     # Walk the mainline of P₀, one step (one batch of auth events) per round.
-    mainline: dict[str, int] = {}
+    answer: dict[str | None, float] = {None: _INFINITY}
     cursor = power_levels_id if power_levels_id in events else None
-    while cursor is not None and cursor not in mainline:
-        mainline[cursor] = len(mainline)
+    index = 0
+    while cursor is not None and cursor not in answer:
+        answer[cursor] = float(index)
+        index += 1
         ev = events[cursor]
         loaded.load(ev.auth_event_ids)
-        cursor = loaded.pl_parent(ev)
-    # answer[x] = position of the first mainline event at or below x (x included).
-    answer: dict[str, float] = {m: float(i) for m, i in mainline.items()}
-    positions: dict[str, float] = {}
-    # Each walk: its event, the events passed so far (e₁ …), its current cursor.
-    walks: list[tuple[str, list[str], str | None]] = []
-    for event_id in sorted(event_ids):
-        ev = events[event_id]
-        walks.append((event_id, [], loaded.pl_parent(ev)))
-    # owner[x] = the event whose walk passed x first; a walk reaching another walk's event
-    # joins it (waits for its answer) instead of walking the same tail again.
-    owner: dict[str, str] = {}
-    joined: list[tuple[str, list[str], str]] = []
-    while walks:
-        pending: list[tuple[str, list[str], str | None]] = []
-        for event_id, path, cursor in walks:
-            if cursor is None or cursor not in events:
-                result = _INFINITY
-            elif cursor in answer:
-                result = answer[cursor]
-            elif cursor in owner:
-                if owner[cursor] == event_id:  # a cycle of power-levels auth events
-                    result = _INFINITY
-                else:
-                    joined.append((event_id, path, cursor))
-                    continue
-            else:
-                owner[cursor] = event_id
-                path.append(cursor)
-                pending.append((event_id, path, cursor))
-                continue
-            positions[event_id] = result
-            for p in path:
-                answer[p] = result
-        if not pending:
-            break
-        loaded.load_auth_events(sorted({c for _, _, c in pending if c is not None}))
-        walks = [(e, path, loaded.pl_parent(events[c])) for e, path, c in pending if c]
-    # Joined walks take the answer of the walk they joined (in rounds: joins can chain).
-    while joined:
-        waiting = []
-        for event_id, path, node in joined:
-            if node in answer:
-                result = answer[node]
-                positions[event_id] = result
-                for p in path:
-                    answer[p] = result
-            else:
-                waiting.append((event_id, path, node))
-        if len(waiting) == len(joined):  # joins around a forged cycle: no mainline below
-            for event_id, path, _ in waiting:
-                positions[event_id] = _INFINITY
-                for p in path:
-                    answer.setdefault(p, _INFINITY)
-            break
-        joined = waiting
-    return positions
+        cursor = pl_parent(ev)
+    # e₁ of every event, then the parent of every power-levels event without an answer yet.
+    firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
+    parent: dict[str, str | None] = {}
+    frontier = {p for p in firsts.values() if p is not None and p not in answer}
+    while frontier:
+        loaded.load_auth_events(frontier)
+        found: set[str] = set()
+        for p in frontier:
+            q = pl_parent(events[p])
+            parent[p] = q
+            if q is not None and q not in answer and q not in parent:
+                found.add(q)
+        frontier = found
+    # Read the answers back along the parent links (iteratively; a cycle gives infinity).
+    for start in parent:
+        if start in answer:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        x: str | None = start
+        while x not in answer:
+            assert x is not None
+            if x in on_path:  # a cycle of power-levels auth events: no mainline below
+                answer[x] = _INFINITY
+                break
+            on_path.add(x)
+            path.append(x)
+            x = parent[x]
+        result = answer[x]
+        for y in path:
+            answer[y] = result
+    return {event_id: answer[p] for event_id, p in firsts.items()}
 
 
 # -- v2 and v2.1 -----------------------------------------------------------------------------
@@ -581,9 +588,7 @@ def _resolve_v2(
     if not conflicted:
         return unconflicted
     is_v21 = rv.state_res is StateResAlgorithm.V2_1
-    loaded = _Events(store)
     conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
-    _load_conflicted(loaded, conflicted_ids, sets)
 
     # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
     # (v2.1: ∪ the conflicted state subgraph).
@@ -595,35 +600,70 @@ def _resolve_v2(
     # servers (shared/fixtures/synapse-federated) the inclusive reading reproduces all 2,589
     # stored states, the exclusive one misses 3 (four-way merges); every ruma fixture and Synapse
     # vector passes either way. Agreeing with the network's states is what resolution is for.
-    full: set[str] = set(conflicted_ids)
     # Each state set's events are the unconflicted values plus its own values of the conflicted
     # keys, so the difference is handed that split (no set of every state set's events).
     shared = set(unconflicted.values())
     extras = [{s[k] for k in conflicted if k in s} for s in sets]
     difference = auth_chain_difference_split(store, shared, extras, inclusive=True)
+    full: set[str] = set(conflicted_ids)
     full.update(difference)
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
-    loaded.load(full)
+    loaded = _Events(store)
+    _load_conflicted(loaded, conflicted_ids, sets, full)
     events = loaded.events
     # Only state events of this room take part ("a sorted list of state events").
     full_ids = sorted(e for e in full if e in events and events[e].state_key is not None)
-    loaded.load_auth_events(full_ids)
-    checker = AuthChecker(rv, loaded.events, loaded.rejected)
-    _load_state_entries(loaded, checker, unconflicted, full_ids)
+    checker = AuthChecker(rv, events, loaded.rejected)
+    # One pass over the full set: the auth events and the unconflicted entries its checks read
+    # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
+    # keys (which the checks may overwrite: step 5 writes them back).
+    auth_keys = checker.auth_keys
+    get = unconflicted.get
+    wanted: set[str] = set()
+    power: list[str] = []
+    kept: dict[StateKey, str] = {}
+    for e in full_ids:
+        ev = events[e]
+        wanted.update(ev.auth_event_ids)
+        for key in auth_keys(ev):
+            value = get(key)
+            if value is not None:
+                wanted.add(value)
+        etype = ev.type
+        # Spec: v2 "Power events": a state event of type m.room.power_levels or
+        # m.room.join_rules, or an m.room.member whose membership is leave or ban and whose
+        # sender does not match its state_key (as _is_power_event).
+        if (
+            etype == "m.room.power_levels"
+            or etype == "m.room.join_rules"
+            or (
+                etype == _MEMBER
+                and ev.sender != ev.state_key
+                and ev.content.get("membership") in _LEAVE_OR_BAN
+            )
+        ):
+            power.append(e)
+        if not is_v21:
+            key = (etype, ev.state_key or "")  # a state event: the "or" never applies
+            value = get(key)
+            if value is not None:
+                kept[key] = value
+    loaded.load(wanted)
 
     # Step 1: the power events of the full conflicted set, with the events of their auth chains
     # that are in the full conflicted set, in reverse topological power ordering.
-    power = [e for e in full_ids if _is_power_event(events[e])]
     selected = _power_events_with_ancestors(store, events, power, full, full_ids, difference)
-    sort_key = {
-        e: (-checker.sender_power(events[e]), events[e].origin_server_ts, e) for e in selected
-    }
-    auth_edges = {e: events[e].auth_event_ids for e in selected}
-    ordered = _reverse_topological_power_order(selected, auth_edges, sort_key)
+    sender_power = checker.sender_power
+    sort_key = {}
+    for e in selected:
+        ev = events[e]
+        sort_key[e] = (-sender_power(ev), ev.origin_server_ts, e)
+    ordered = _reverse_topological_power_order(selected, events, sort_key)
 
     # Step 2: iterative auth checks from the unconflicted state map (v2.1: from an empty map).
-    partial: dict[StateKey, str] = {} if is_v21 else dict(unconflicted)
+    # In v2 the unconflicted map (a new dict) is the partial state itself.
+    partial: dict[StateKey, str] = {} if is_v21 else unconflicted
     checker.apply(partial, ordered)
 
     # Step 3: the remaining events, in mainline ordering based on the resolved power levels.
@@ -639,18 +679,11 @@ def _resolve_v2(
     # event's own key), so in v2 only those need their unconflicted value back; v2.1 started
     # from the empty map, so its answer is the unconflicted map with the resolved keys added.
     if is_v21:
-        resolved = dict(unconflicted)
-        resolved.update({k: v for k, v in partial.items() if k not in unconflicted})
-        partial = resolved
+        for key, value in partial.items():
+            if key not in unconflicted:
+                unconflicted[key] = value
     else:
-        for event_id in full_ids:
-            ev = events[event_id]
-            if ev.state_key is None:
-                continue
-            key = (ev.type, ev.state_key)
-            value = unconflicted.get(key)
-            if value is not None:
-                partial[key] = value
+        unconflicted.update(kept)
     stats.conflicted_keys = len(conflicted)
     stats.conflicted_events = len(conflicted_ids)
     stats.auth_difference = len(difference)
@@ -658,26 +691,36 @@ def _resolve_v2(
     stats.power_events = len(selected)
     stats.auth_checks = checker.checks
     stats.known_from_receipt = checker.known
-    return partial
+    return unconflicted
 
 
 def _load_conflicted(
-    loaded: _Events, conflicted_ids: Sequence[str], sets: Sequence[Mapping[StateKey, str]]
+    loaded: _Events,
+    conflicted_ids: Sequence[str],
+    sets: Sequence[Mapping[StateKey, str]],
+    others: Collection[str] = (),
 ) -> None:
-    """Load the conflicted events; all must be stored, and of one room with the state sets'
-    create events (rule 5)."""
+    """Load the conflicted events and ``others`` in one batch; the conflicted events must all
+    be stored, and of one room with the state sets' create events (rule 5). Events of
+    ``others`` of another room are then treated as unknown."""
     creates = sorted({s[_CREATE] for s in sets if _CREATE in s})
-    loaded.load([*conflicted_ids, *creates])
-    missing = [e for e in conflicted_ids if e not in loaded.events]
+    loaded.load([*conflicted_ids, *creates, *others])
+    events = loaded.events
+    missing = [e for e in conflicted_ids if e not in events]
     if missing:
         msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
         raise EventNotFoundError(msg)
-    present = [e for e in creates if e in loaded.events]
-    rooms = sorted({loaded.events[e].room_id for e in [*conflicted_ids, *present]})
+    present = [e for e in creates if e in events]
+    rooms = sorted({events[e].room_id for e in [*conflicted_ids, *present]})
     if len(rooms) > 1:
         msg = f"the state sets hold events of several rooms: {', '.join(rooms[:3])}"
         raise InvalidRequestError(msg)
-    loaded.room_id = rooms[0]
+    room_id = loaded.room_id = rooms[0]
+    foreign = [e for e in others if e in events and events[e].room_id != room_id]
+    for e in foreign:
+        del events[e]
+        loaded.rejected.discard(e)
+        loaded.mark_absent(e)
 
 
 def _load_state_entries(
