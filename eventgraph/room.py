@@ -496,6 +496,7 @@ class _Run:
 
     def _receive(self, index: int, item: object, trusted: bool) -> Outcome | _Candidate:
         rv = self.rv
+        digest: bytes | None = None  # the content hash, when parsing gave it (check 3)
         try:
             if isinstance(item, Event):
                 event = item
@@ -504,8 +505,13 @@ class _Run:
                     return Outcome(index, event.event_id, Status.INVALID, msg)
             elif trusted:
                 event = Event.from_trusted_pdu(item, rv, backfilled=self.backfilled)
+            elif self.fast_paths and type(item) is dict:
+                # Check 1: format and size; the event ID (RV 3+: from the reference hash); and
+                # the content hash of check 3 from the same encoding.
+                event, digest = Event.from_pdu_with_content_hash(
+                    item, rv, backfilled=self.backfilled
+                )
             else:
-                # Check 1: format and size; the event ID (RV 3+: from the reference hash).
                 event = Event.from_pdu(item, rv, backfilled=self.backfilled)
         except EventGraphError as err:
             event_id = item.get("event_id") if isinstance(item, Mapping) else None
@@ -536,8 +542,7 @@ class _Run:
         if hashes is None:
             return _Candidate(index, event, False)  # trusted import without hashes
         expected = hashes.get("sha256") if isinstance(hashes, dict) else None
-        digest = None
-        if decoded is not None:
+        if digest is None and decoded is not None:
             digest = _spliced_content_hash(event.pdu_json, decoded)
         if digest is None:
             digest = content_hash(event.to_pdu())
