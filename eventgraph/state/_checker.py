@@ -48,6 +48,7 @@ __all__ = ["AuthChecker"]
 
 _CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
+_JOIN_RULES: StateKey = ("m.room.join_rules", "")
 _MEMBER = "m.room.member"
 
 
@@ -95,21 +96,44 @@ class AuthChecker:
         """The state keys ``ev``'s auth events are selected from (rule 2), memoised.
 
         Spec: server-server API "Auth events selection": every event but the create event
-        selects the create event, the power levels and the sender's membership; member events
-        more (:func:`~eventgraph.events.auth_selection.auth_types_for_event` answers for them).
-        In room version 12 the create event is not selected but implied by the room ID; it is
-        looked up in the state all the same (rule 2).
+        selects the create event, the power levels and the sender's membership; an
+        ``m.room.member`` event also the target's membership and, for ``join``, ``invite`` and
+        ``knock``, the join rules (invites with a third-party invite and restricted joins add
+        a key: :func:`~eventgraph.events.auth_selection.auth_types_for_event` answers for
+        those, and for the create event). In room version 12 the create event is not selected
+        but implied by the room ID; it is looked up in the state all the same (rule 2). The
+        order is ``auth_types_for_event``'s (a test holds the two equal).
         """
         keys = self._keys.get(ev.event_id)
-        if keys is None:
-            etype = ev.type
-            if etype == _MEMBER or etype == "m.room.create":
-                keys = auth_types_for_event(self._rv, etype, ev.sender, ev.state_key, ev.content)
+        if keys is not None:
+            return keys
+        etype = ev.type
+        if etype != _MEMBER and etype != "m.room.create":
+            keys = (_CREATE, _POWER_LEVELS, (_MEMBER, ev.sender))
+        else:
+            target = ev.state_key
+            membership = ev.content.get("membership")
+            if (
+                etype == _MEMBER
+                and target is not None
+                and membership != "invite"
+                and (
+                    membership != "join"
+                    or not self._rv.restricted_join_rule
+                    or "join_authorised_via_users_server" not in ev.content
+                )
+            ):
+                sender = ev.sender
+                keys = (_CREATE, _POWER_LEVELS, (_MEMBER, sender))
+                if target != sender:
+                    keys += ((_MEMBER, target),)
+                if membership == "join" or membership == "knock":
+                    keys += (_JOIN_RULES,)
+            else:
+                keys = auth_types_for_event(self._rv, etype, ev.sender, target, ev.content)
                 if self._rv.room_id_is_create_event_id and etype != "m.room.create":
                     keys = (_CREATE, *keys)
-            else:
-                keys = (_CREATE, _POWER_LEVELS, (_MEMBER, ev.sender))
-            self._keys[ev.event_id] = keys
+        self._keys[ev.event_id] = keys
         return keys
 
     _auth_keys = auth_keys

@@ -619,18 +619,16 @@ def _resolve_v2(
     # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
     # keys (which the checks may overwrite: step 5 writes them back).
     auth_keys = checker.auth_keys
-    get = unconflicted.get
     wanted: set[str] = set()
+    needed: set[StateKey] = set()
+    own_keys: set[StateKey] = set()
     power: list[str] = []
-    kept: dict[StateKey, str] = {}
     for e in full_ids:
         ev = events[e]
         wanted.update(ev.auth_event_ids)
-        for key in auth_keys(ev):
-            value = get(key)
-            if value is not None:
-                wanted.add(value)
+        needed.update(auth_keys(ev))
         etype = ev.type
+        own_keys.add((etype, ev.state_key or ""))  # a state event: the "or" never applies
         # Spec: v2 "Power events": a state event of type m.room.power_levels or
         # m.room.join_rules, or an m.room.member whose membership is leave or ban and whose
         # sender does not match its state_key (as _is_power_event).
@@ -644,11 +642,10 @@ def _resolve_v2(
             )
         ):
             power.append(e)
-        if not is_v21:
-            key = (etype, ev.state_key or "")  # a state event: the "or" never applies
-            value = get(key)
-            if value is not None:
-                kept[key] = value
+    # (keys view & set walks the set, however large the state: set & keys view would not)
+    value_of = unconflicted.__getitem__
+    wanted.update(map(value_of, unconflicted.keys() & needed))
+    kept = {} if is_v21 else {k: value_of(k) for k in unconflicted.keys() & own_keys}
     loaded.load(wanted)
 
     # Step 1: the power events of the full conflicted set, with the events of their auth chains
