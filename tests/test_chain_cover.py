@@ -6,14 +6,18 @@ Vectors: ``tests/storage/test_event_chain.py`` (research/synapse.md §6.4–6.5)
 from __future__ import annotations
 
 import itertools
+import random
+from collections.abc import Mapping, Sequence
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventgraph import Event, MemoryStore
+from eventgraph import chain_cover as cc
 from eventgraph.chain_cover import ChainCoverIndex, IndexedEvent
 from eventgraph.graph import auth_chain_difference, auth_chain_ids
-from eventgraph.protocols import ChainLink, ChainPosition
+from eventgraph.protocols import ChainLink, ChainPosition, ChainReverseLink
 from eventgraph.testing import CountingStore, RoomDag, make_event, room_dags
 
 BOB, ALICE = "@creator:test", "@alice:test"
@@ -219,3 +223,254 @@ def test_reverse_links_of_the_worked_example() -> None:
         "alice_join2"
     }
     assert store.get_unindexed([*ids, "$unknown"]) == set()
+
+
+# -- the fast link reduction against the plain one ---------------------------------------------
+
+
+def _plain_reaches(
+    links: Mapping[int, Sequence[ChainLink]],
+    source: ChainPosition,
+    target: ChainPosition,
+    budget: int | None,
+) -> bool:
+    """The reachability probe link by link (the reference): a depth-first walk that counts
+    every link of every chain it pops and gives up past ``budget``."""
+    if source.chain_id == target.chain_id:
+        return target.sequence < source.sequence
+    best = {source.chain_id: source.sequence}
+    stack = [source]
+    examined = 0
+    while stack:
+        here = stack.pop()
+        for link in links.get(here.chain_id, ()):
+            examined += 1
+            if budget is not None and examined > budget:
+                return False
+            if link.origin_sequence > here.sequence:
+                continue
+            if link.target_chain_id == target.chain_id and link.target_sequence >= target.sequence:
+                return True
+            if best.get(link.target_chain_id, 0) < link.target_sequence:
+                best[link.target_chain_id] = link.target_sequence
+                stack.append(ChainPosition(link.target_chain_id, link.target_sequence))
+    return False
+
+
+class _PlainIndex(ChainCoverIndex):
+    """Rule 3 as written: every other auth event probed, link by link, for every candidate."""
+
+    def _index(self, event_id: str) -> None:
+        event = self._events[event_id]
+        positions = self._positions
+        targets: list[str] = []
+        for a in event.auth_event_ids:
+            if a in positions and a not in targets and self._events[a].room_id == event.room_id:
+                targets.append(a)
+        chain, seq = 0, 1
+        for a in targets:
+            pos = positions[a]
+            if (
+                self._events[a].state_key == event.state_key
+                and len(self._members[pos.chain_id]) == pos.sequence
+            ):
+                chain, seq = pos.chain_id, pos.sequence + 1
+                break
+        if not chain:
+            chain = self._next_chain
+            self._next_chain += 1
+            self._members[chain] = []
+        self._members[chain].append(event_id)
+        positions[event_id] = ChainPosition(chain, seq)
+        for a in targets:
+            target = positions[a]
+            if target.chain_id == chain or any(
+                b != a and _plain_reaches(self._links, positions[b], target, cc.PROBE_BUDGET)
+                for b in targets
+            ):
+                continue
+            existing = self._links.setdefault(chain, [])
+            if any(
+                x.target_chain_id == target.chain_id
+                and x.target_sequence >= target.sequence
+                and x.origin_sequence <= seq
+                for x in existing
+            ):
+                continue
+            existing.append(ChainLink(seq, target.chain_id, target.sequence))
+            existing.sort()
+            into = self._reverse.setdefault(target.chain_id, [])
+            into.append(ChainReverseLink(target.sequence, chain, seq))
+            into.sort()
+
+
+def _contents(index: ChainCoverIndex) -> tuple[object, ...]:
+    return (
+        dict(index._positions),
+        {c: list(v) for c, v in index._links.items() if v},
+        {c: list(v) for c, v in index._reverse.items() if v},
+        dict(index._members),
+    )
+
+
+def _fast_and_plain(events: Sequence[IndexedEvent], order: Sequence[int]) -> None:
+    """Feed both indexes the same events in ``order``; they must hold exactly the same."""
+    stored: dict[str, str] = {}
+    fast, plain = ChainCoverIndex(stored.get), _PlainIndex(stored.get)
+    for i in order:
+        stored[events[i].event_id] = events[i].room_id
+        fast.add(events[i])
+        plain.add(events[i])
+    assert _contents(fast) == _contents(plain)
+    fast.check()
+
+
+def _orders(n: int, seed: int) -> list[list[int]]:
+    shuffled = list(range(n))
+    random.Random(seed).shuffle(shuffled)
+    return [list(range(n)), list(range(n))[::-1], shuffled]
+
+
+@st.composite
+def _hub_rooms(draw: st.DrawFn) -> list[IndexedEvent]:
+    """Rooms shaped like the ingest profile: members whose auth events are the create event,
+    the current hubs (power levels, join rules, topic) and their own membership; hubs that
+    change now and then, naming the power levels and a member."""
+    room = "!hub:test"
+    hubs = [("m.room.power_levels", ""), ("m.room.join_rules", ""), ("m.room.topic", "")]
+    create = ("m.room.create", "")
+    current = {create: "$create"}
+    out = [IndexedEvent("$create", room, create, ())]
+    for n in range(draw(st.integers(1, 80))):
+        kind = draw(st.sampled_from(["member", "member", "member", "hub"]))
+        if kind == "hub":
+            key = draw(st.sampled_from(hubs))
+            sender = ("m.room.member", f"@u{draw(st.integers(0, 3))}")
+            auth = ["$create"]
+            auth.extend(
+                current[k] for k in (hubs[0], key, sender) if k in current and draw(st.booleans())
+            )
+        else:
+            key = ("m.room.member", f"@u{draw(st.integers(0, 12))}")
+            auth = ["$create"]
+            for k in (*hubs, key):
+                if k in current and draw(st.integers(0, 4)) > 0:
+                    auth.append(current[k])
+        event_id = f"${n}"
+        out.append(IndexedEvent(event_id, room, key, tuple(auth)))
+        current[key] = event_id
+    return out
+
+
+@pytest.mark.parametrize("budget", [0, 1, 3, 8, cc.PROBE_BUDGET])
+@settings(max_examples=60, deadline=None)
+@given(events=_hub_rooms(), seed=st.integers(0, 9), cache=st.sampled_from([1, 2, 1024]))
+def test_fast_reduction_makes_the_plain_links_in_hub_rooms(
+    budget: int, events: list[IndexedEvent], seed: int, cache: int
+) -> None:
+    """The skipped probes and cached walks make exactly the links of the plain double loop,
+    whatever the budget (small ones run out often) and however small the walk cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cc, "PROBE_BUDGET", budget)
+        mp.setattr(cc, "_WALK_CACHE_SIZE", cache)
+        for order in _orders(len(events), seed):
+            _fast_and_plain(events, order)
+
+
+@pytest.mark.parametrize("budget", [1, 4, cc.PROBE_BUDGET])
+@settings(max_examples=40, deadline=None)
+@given(room_dags(state_rate=0.9, max_auths=5, max_events=30), st.integers(0, 9))
+def test_fast_reduction_makes_the_plain_links_in_random_dags(
+    budget: int, dag: RoomDag, seed: int
+) -> None:
+    """The same on random DAGs: gaps (waiting events), foreign auth events, any order."""
+    events = [
+        IndexedEvent(e.event_id, e.room_id, e.state_tuple, e.auth_event_ids) for e in dag.events
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cc, "PROBE_BUDGET", budget)
+        for order in _orders(len(events), seed):
+            _fast_and_plain(events, order)
+
+
+@st.composite
+def _link_maps(draw: st.DrawFn) -> dict[int, list[ChainLink]]:
+    chains = draw(st.integers(2, 6))
+    out: dict[int, list[ChainLink]] = {}
+    for c in range(1, chains + 1):
+        links = draw(
+            st.lists(
+                st.tuples(st.integers(1, 6), st.integers(1, chains), st.integers(1, 6)),
+                max_size=8,
+            )
+        )
+        if links:
+            out[c] = sorted(ChainLink(o, t, s) for o, t, s in links if t != c)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _link_maps(),
+    st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    st.one_of(st.none(), st.integers(0, 30)),
+)
+def test_probe_gives_up_where_the_link_by_link_walk_does(
+    links: dict[int, list[ChainLink]],
+    source: tuple[int, int],
+    target: tuple[int, int],
+    budget: int | None,
+) -> None:
+    """The probe (reading a chain's links up to its stand, counting the rest in one step,
+    counting stale pops) answers as the walk that examines every link, for any budget; and a
+    cached complete walk knows what it reaches."""
+    index = ChainCoverIndex(lambda _: None)
+    index._links = links
+    src, dst = ChainPosition(*source), ChainPosition(*target)
+    assert index.reaches(src, dst, budget=budget) == _plain_reaches(links, src, dst, budget)
+    walk = index._walk(src.chain_id, src.sequence, 10**9)
+    if src.chain_id != dst.chain_id:
+        reached = walk.best.get(dst.chain_id, 0) >= dst.sequence
+        assert reached == _plain_reaches(links, src, dst, None)
+        assert walk.counted == sum(len(links.get(c, ())) for c in walk.popped)
+
+
+def test_a_stale_pop_counts_its_links() -> None:
+    """A chain pushed at a lower stand and then a higher one is popped twice; the second
+    (stale) pop reads nothing new but its links count, so the budget can run out there."""
+    links = {
+        1: [ChainLink(1, 3, 1), ChainLink(2, 2, 1), ChainLink(3, 2, 2)],
+        2: [ChainLink(1, 7, 1), ChainLink(9, 7, 2)],
+        3: [ChainLink(1, 6, 1), ChainLink(1, 8, 1), ChainLink(1, 8, 2)],
+    }
+    index = ChainCoverIndex(lambda _: None)
+    index._links = links  # pops: (2,2), (7,1), (2,1) stale, (3,1) which reaches (6,1)
+    source, target = ChainPosition(1, 3), ChainPosition(6, 1)
+    for budget in range(12):
+        want = _plain_reaches(links, source, target, budget)
+        assert index.reaches(source, target, budget=budget) == want
+    assert not index.reaches(source, target, budget=7)  # 3 + 2 + 2 (stale) + 1 > 7
+    assert index.reaches(source, target, budget=8)
+
+
+def test_a_cached_walk_counts_the_links_its_chains_gain() -> None:
+    """A cached walk that reached the target answers ``True`` only while its pops' links fit
+    the budget: a chain it popped twice counts each link it gains twice."""
+    links = {
+        1: [ChainLink(1, 3, 1), ChainLink(2, 2, 1), ChainLink(3, 2, 2)],
+        2: [ChainLink(1, 6, 1), ChainLink(7, 6, 2)],
+        3: [ChainLink(1, 5, 1)],
+    }
+    index = ChainCoverIndex(lambda _: None)
+    index._links = links  # pops: 1, (2,2), (6,1), (2,1) stale, (3,1) which reaches (5,1)
+    source, target = ChainPosition(1, 3), ChainPosition(5, 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cc, "PROBE_BUDGET", 9)
+        for _ in range(3):
+            want = _plain_reaches(links, source, target, 9)
+            assert index._reached([(1, 3)], 5, 1) == want
+            assert (1, 3) in index._walks
+            links[2].append(ChainLink(9 + len(links[2]), 6, len(links[2]) + 1))
+            index._made += 1
+        assert not want  # 3 + 3 + 3 (stale) + 1 > 9 after the first growth
