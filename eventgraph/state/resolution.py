@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import NoReturn
 
 import attrs
@@ -181,14 +182,24 @@ def _validated(state_sets: object) -> tuple[list[Mapping[StateKey, str]], set[St
             except TypeError:  # an unhashable entry
                 _check_entries(s.items())
                 raise  # pragma: no cover (an unhashable entry is never (str, str) -> str)
-            _check_entries(entries)
-            differing = {key for key, _ in entries}
+            keys = list(map(_first, entries))
+            _check_keys_values(keys, map(_second, entries), entries)
+            differing = set(keys)
         sets.append(s)
     return sets, differing
 
 
 def _check_mapping(s: Mapping[object, object]) -> None:
-    """Refuse any entry of ``s`` that is not ``(str, str) -> str``.
+    """Refuse any entry of ``s`` that is not ``(str, str) -> str`` (see
+    :func:`_check_keys_values`)."""
+    _check_keys_values(s.keys(), s.values(), s.items())
+
+
+def _check_keys_values(
+    keys: Collection[object], values: Iterable[object], entries: Iterable[tuple[object, object]]
+) -> None:
+    """Refuse any of ``entries`` (whose keys and values are given apart) that is not
+    ``(str, str) -> str``.
 
     Four passes at C speed, none a Python step per entry (a state set has up to one entry per
     room member): the types of the values, the types of the keys, ``dict(keys)`` — which
@@ -198,8 +209,7 @@ def _check_mapping(s: Mapping[object, object]) -> None:
     later sets equal to the first set's are (an equal ``str`` subclass counts as the ``str``).
     Only when something is off are the entries walked one by one, to name the first bad one.
     """
-    keys = s.keys()
-    if set(map(type, s.values())) <= _ONLY_STR and set(map(type, keys)) <= _ONLY_TUPLE:
+    if set(map(type, values)) <= _ONLY_STR and set(map(type, keys)) <= _ONLY_TUPLE:
         try:
             types: dict[object, object] = dict(keys)  # type: ignore[arg-type]  # tuples
         except (TypeError, ValueError):  # a key of another length, or unhashable
@@ -210,12 +220,12 @@ def _check_mapping(s: Mapping[object, object]) -> None:
                 and set(map(type, map(_second, keys))) <= _ONLY_STR  # type: ignore[arg-type]
             ):
                 return
-    _check_entries(s.items())
+    _check_entries(entries)
 
 
 _ONLY_STR = frozenset({str})
 _ONLY_TUPLE = frozenset({tuple})
-_second = itemgetter(1)
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _check_entries(entries: Iterable[tuple[object, object]]) -> None:
@@ -265,14 +275,13 @@ class _Events:
         room_id = self.room_id
         if len(got) < len(want):
             absent.update(want.difference(got))
-        for event_id, ev in got.items():
-            if room_id is not None and ev.room_id != room_id:
-                absent.add(event_id)
-                continue
-            events[event_id] = ev
-            fact = facts.get(event_id)
-            if fact is not None and fact.rejected is not None:
-                self.rejected.add(event_id)
+        if room_id is not None and any(ev.room_id != room_id for ev in got.values()):
+            got = {i: ev for i, ev in got.items() if ev.room_id == room_id}
+            absent.update(want.difference(got))
+        events.update(got)
+        self.rejected.update(
+            i for i, fact in facts.items() if fact.rejected is not None and i in got
+        )
 
     def mark_absent(self, event_id: str) -> None:
         """Treat ``event_id`` as unknown from now on (an event of another room, rule 5)."""
@@ -307,8 +316,8 @@ class _Events:
 
 def _partition_v2(
     sets: Sequence[Mapping[StateKey, str]], differing: set[StateKey] | None = None
-) -> tuple[dict[StateKey, str], dict[StateKey, frozenset[str]]]:
-    """Split into the unconflicted state map and the conflicted state set, by key.
+) -> tuple[dict[StateKey, str], set[StateKey], list[set[str]]]:
+    """Split into the unconflicted state map and the conflicted state set.
 
     Spec: v2 "Unconflicted state map and conflicted state set": "(K, V) is unconflicted if K is
     present in every Sᵢ with the same value V" — a key missing from any set is conflicted.
@@ -317,29 +326,35 @@ def _partition_v2(
         sets: the state sets.
         differing: for two sets, the keys whose entries are not equal in both, if known.
 
-    Complexity: O(total number of entries).
+    Returns:
+        The unconflicted state map (a new dict), the conflicted keys, and for each state set
+        its values at the conflicted keys; the conflicted state set is their union.
+
+    Complexity: O(total number of entries) at C speed (items views, set operations), plus
+    O(conflicted keys × state sets).
     """
     if len(sets) == 2:
         # The entries not equal in both, from the symmetric difference of the items views
         # (the usual case: two large sets that differ in a few entries).
         first, second = sets
         if differing is None:
-            differing = {key for key, _ in first.items() ^ second.items()}
+            differing = set(map(_first, first.items() ^ second.items()))
         unconflicted = dict(first)
+        pop = unconflicted.pop
         for key in differing:
-            unconflicted.pop(key, None)
-        return unconflicted, {key: frozenset(s[key] for s in sets if key in s) for key in differing}
-    # The entries present, equal, in every set — set operations on the items views.
-    common = sets[0].items() & sets[1].items()
-    for s in sets[2:]:
-        common &= s.items()
-    unconflicted = dict(common)
-    conflicted: dict[StateKey, frozenset[str]] = {}
-    for s in sets:
-        for key in s.keys() - unconflicted.keys():
-            if key not in conflicted:
-                conflicted[key] = frozenset(t[key] for t in sets if key in t)
-    return unconflicted, conflicted
+            pop(key, None)
+        conflicted_keys = differing
+    else:
+        # The entries present, equal, in every set — set operations on the items views.
+        common = sets[0].items() & sets[1].items()
+        for s in sets[2:]:
+            common &= s.items()
+        unconflicted = dict(common)
+        conflicted_keys = set()
+        for s in sets:
+            conflicted_keys.update(s.keys() - unconflicted.keys())
+    extras = [{s[k] for k in s.keys() & conflicted_keys} for s in sets]
+    return unconflicted, conflicted_keys, extras
 
 
 def _partition_v1(
@@ -584,11 +599,11 @@ def _resolve_v2(
     differing: set[StateKey] | None = None,
 ) -> dict[StateKey, str]:
     """State resolution v2 (room versions 2–11) and v2.1 (room version 12)."""
-    unconflicted, conflicted = _partition_v2(sets, differing)
-    if not conflicted:
+    unconflicted, conflicted_keys, extras = _partition_v2(sets, differing)
+    if not conflicted_keys:
         return unconflicted
     is_v21 = rv.state_res is StateResAlgorithm.V2_1
-    conflicted_ids = sorted({e for ids in conflicted.values() for e in ids})
+    conflicted_ids = set().union(*extras)
 
     # Spec: "Full conflicted set": the conflicted state set ∪ the auth difference
     # (v2.1: ∪ the conflicted state subgraph).
@@ -603,17 +618,16 @@ def _resolve_v2(
     # Each state set's events are the unconflicted values plus its own values of the conflicted
     # keys, so the difference is handed that split (no set of every state set's events).
     shared = set(unconflicted.values())
-    extras = [{s[k] for k in conflicted if k in s} for s in sets]
     difference = auth_chain_difference_split(store, shared, extras, inclusive=True)
-    full: set[str] = set(conflicted_ids)
-    full.update(difference)
+    full = conflicted_ids | difference
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
     loaded = _Events(store)
     _load_conflicted(loaded, conflicted_ids, sets, full)
     events = loaded.events
     # Only state events of this room take part ("a sorted list of state events").
-    full_ids = sorted(e for e in full if e in events and events[e].state_key is not None)
+    # (no order needed: every ordering below is total, rule 2)
+    full_ids = [e for e in full if e in events and events[e].state_key is not None]
     checker = AuthChecker(rv, events, loaded.rejected)
     # One pass over the full set: the auth events and the unconflicted entries its checks read
     # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
@@ -681,7 +695,7 @@ def _resolve_v2(
                 unconflicted[key] = value
     else:
         unconflicted.update(kept)
-    stats.conflicted_keys = len(conflicted)
+    stats.conflicted_keys = len(conflicted_keys)
     stats.conflicted_events = len(conflicted_ids)
     stats.auth_difference = len(difference)
     stats.full_conflicted = len(full_ids)
@@ -693,31 +707,40 @@ def _resolve_v2(
 
 def _load_conflicted(
     loaded: _Events,
-    conflicted_ids: Sequence[str],
+    conflicted_ids: Collection[str],
     sets: Sequence[Mapping[StateKey, str]],
     others: Collection[str] = (),
 ) -> None:
     """Load the conflicted events and ``others`` in one batch; the conflicted events must all
     be stored, and of one room with the state sets' create events (rule 5). Events of
     ``others`` of another room are then treated as unknown."""
-    creates = sorted({s[_CREATE] for s in sets if _CREATE in s})
-    loaded.load([*conflicted_ids, *creates, *others])
+    creates = {s[_CREATE] for s in sets if _CREATE in s}
+    loaded.load(itertools.chain(conflicted_ids, creates, others))
     events = loaded.events
     missing = [e for e in conflicted_ids if e not in events]
     if missing:
+        missing.sort()
         msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
         raise EventNotFoundError(msg)
+    rooms = set(map(_room_of, events.values()))
+    if len(rooms) == 1:  # the usual case: nothing of another room
+        loaded.room_id = rooms.pop()
+        return
     present = [e for e in creates if e in events]
-    rooms = sorted({events[e].room_id for e in [*conflicted_ids, *present]})
+    rooms = {events[e].room_id for e in itertools.chain(conflicted_ids, present)}
     if len(rooms) > 1:
-        msg = f"the state sets hold events of several rooms: {', '.join(rooms[:3])}"
+        named = sorted(rooms)
+        msg = f"the state sets hold events of several rooms: {', '.join(named[:3])}"
         raise InvalidRequestError(msg)
-    room_id = loaded.room_id = rooms[0]
+    room_id = loaded.room_id = rooms.pop()
     foreign = [e for e in others if e in events and events[e].room_id != room_id]
     for e in foreign:
         del events[e]
         loaded.rejected.discard(e)
         loaded.mark_absent(e)
+
+
+_room_of = attrgetter("room_id")
 
 
 def _load_state_entries(
