@@ -320,94 +320,114 @@ class AuthChecker:
         state event to the room state if the state event is allowed by the authorization
         rules. If the state event is not allowed ... the event is ignored."
 
-        Rule 7: each state entry read is looked up and vetted once per call, not once per
-        event that reads it; the answers are :meth:`allowed`'s.
+        Rule 7: the answers are :meth:`allowed`'s, but each state entry read is looked up and
+        vetted once per call, not once per event that reads it. ``vetted`` maps a state key to
+        its entry's event: the loaded event filed under that key and of the room, ``None`` for
+        an entry absent or not loaded, or :data:`_ODD` for one filed under another key or of
+        another room. The rules read only the keys the auth events selection picks (a property
+        test holds them to it) and ``None`` reads as absent, so ``vetted`` itself is the auth
+        events mapping handed to them — when every key of the event is vetted and none needs a
+        fallback to its own auth events (rule 2); otherwise the event goes the way of
+        :meth:`allowed`. (One loop, with the checks inline: this is the hot path of state
+        resolution.)
         """
         events = self.events
+        keys_of = self._keys
+        rejected = self.rejected
+        fallback = self._fallback
+        rv = self._rv
+        v12 = rv.room_id_is_create_event_id
+        levels_fn = self._levels_fn
         vetted: dict[StateKey, Event | _Odd | None] = {}
+        vetted_get = vetted.get
+        state_get = state.get
+        events_get = events.get
         room_id: str | None = None
-        decide = self._decide_vetted
+        checks = known = 0
         for event_id in ordered:
             ev = events[event_id]
             state_key = ev.state_key
             if state_key is None:
                 continue
-            self.checks += 1
+            checks += 1
+            ev_room = ev.room_id
             if room_id is None:
-                room_id = ev.room_id
-            # An event of another room (never in state resolution) goes without ``vetted``.
-            if decide(state, ev, vetted) if ev.room_id == room_id else self._decide(state, ev):
+                room_id = ev_room
+            if ev_room != room_id:  # another room (never in state resolution): no vetting
+                ok = self._decide(state, ev)
+            else:
+                keys = keys_of.get(event_id)
+                if keys is None:
+                    keys = self.auth_keys(ev)
+                present = 0
+                odd = False
+                for key in keys:
+                    entry = vetted_get(key, _UNSET)
+                    if entry is _UNSET:
+                        auth_id = state_get(key)
+                        entry = events_get(auth_id) if auth_id is not None else None
+                        if entry is not None and (
+                            entry.type != key[0]
+                            or entry.state_key != key[1]
+                            or entry.room_id != room_id
+                        ):
+                            entry = _ODD
+                        vetted[key] = entry
+                    if entry is not None:
+                        if entry is _ODD:
+                            odd = True
+                            break
+                        present += 1
+                if odd or (present < len(keys) and fallback and self._fills(ev, keys, vetted)):
+                    ok = self._decide(state, ev)
+                else:
+                    own = ev.auth_event_ids
+                    if present == len(own) and event_id not in rejected:
+                        for key in keys:
+                            auth = vetted[key]
+                            if auth is None:
+                                continue
+                            if auth.event_id not in own:  # type: ignore[union-attr]  # no _ODD
+                                break
+                        else:
+                            known += 1  # rule 4: its own auth events, which it passed
+                            ok = True
+                            state[(ev.type, state_key)] = event_id
+                            vetted[(ev.type, state_key)] = ev
+                            continue
+                    create = vetted_get(_CREATE)
+                    if (
+                        not isinstance(create, Event)
+                        or ev.type == "m.room.create"
+                        or (
+                            v12
+                            and (create.event_id != "$" + room_id[1:] or not ev.implied_create_auth)
+                        )
+                    ):
+                        ok = self._decide(state, ev)
+                    else:
+                        try:
+                            # Rule 6: what check_auth verifies about the list holds here.
+                            _check_selected(
+                                rv,
+                                ev,
+                                vetted,  # type: ignore[arg-type]  # None: absent; no _ODD read
+                                create,
+                                _DEFAULT_VERIFIER,
+                                levels_fn,
+                            )
+                            ok = True
+                        except AuthError:
+                            ok = False
+            if ok:
                 key = (ev.type, state_key)
                 state[key] = event_id
-                vetted.pop(key, None)
-
-    def _decide_vetted(
-        self,
-        state: Mapping[StateKey, str],
-        ev: Event,
-        vetted: dict[StateKey, Event | _Odd | None],
-    ) -> bool:
-        """:meth:`_decide` for an event of the room ``vetted`` was built for.
-
-        ``vetted`` maps state keys to their entry's event once looked up: the loaded event filed
-        under its own key and of the room, ``None`` for an entry absent or not loaded, or
-        :data:`_ODD` for one filed under another key or of another room. Since the rules read
-        only the keys the auth events selection picks (a property test holds them to it), and
-        ``None`` reads as absent, ``vetted`` itself is the auth events mapping handed to them
-        when every key of the event is vetted and none needs a fallback (rule 2) — otherwise
-        the event goes the way of :meth:`_decide`.
-        """
-        event_id = ev.event_id
-        keys = self._keys.get(event_id)
-        if keys is None:
-            keys = self.auth_keys(ev)
-        events = self.events
-        present = 0
-        for key in keys:
-            auth = vetted.get(key, _UNSET)
-            if auth is _UNSET:
-                auth_id = state.get(key)
-                auth = events.get(auth_id) if auth_id is not None else None
-                if auth is not None and (
-                    auth.type != key[0] or auth.state_key != key[1] or auth.room_id != ev.room_id
-                ):
-                    auth = _ODD
-                vetted[key] = auth
-            if auth is not None:
-                if auth is _ODD:
-                    return self._decide(state, ev)
-                present += 1
-        if present < len(keys) and self._fallback and self._fills(ev, keys, vetted):
-            return self._decide(state, ev)
-        own = ev.auth_event_ids
-        if present == len(own) and event_id not in self.rejected:
-            for key in keys:
-                auth = vetted[key]
-                if auth is not None and auth.event_id not in own:  # type: ignore[union-attr]
-                    break
-            else:
-                self.known += 1  # rule 4: these are its own auth events, which it passed
-                return True
-        create = vetted.get(_CREATE)
-        if not isinstance(create, Event) or ev.type == "m.room.create":
-            return self._decide(state, ev)
-        if self._rv.room_id_is_create_event_id and (
-            create.event_id != "$" + ev.room_id[1:] or not ev.implied_create_auth
-        ):
-            return self._decide(state, ev)
-        try:
-            # Rule 6: what check_auth verifies about the list holds by construction here.
-            _check_selected(
-                self._rv,
-                ev,
-                vetted,  # type: ignore[arg-type]  # None reads as absent; no _ODD among keys
-                create,
-                _DEFAULT_VERIFIER,
-                self._levels_fn,
-            )
-        except AuthError:
-            return False
-        return True
+                if ev_room == room_id:
+                    vetted[key] = ev  # filed under its own key, of the room
+                else:
+                    vetted.pop(key, None)
+        self.checks += checks
+        self.known += known
 
     def _fills(
         self,
