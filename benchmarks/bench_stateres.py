@@ -9,11 +9,13 @@ state while it is built (rejected candidates are dropped and redrawn), so both b
 real states. Then the two branch tips' states are resolved.
 
 For each row: warm-up once, then ``--repeat`` timed runs (wall clock min / median / max, and
-the median CPU time of the process, which leaves out time spent waiting for a core), the number of
-authorization checks, the conflicted keys, the auth difference, the full conflicted set and the
-power events (with their auth ancestors in it), and the ratio to Synapse's median from
-research/synapse-bench.md (of the wall-clock median and of the CPU median). A least-squares fit
-of log(CPU time) against log(changes per branch) gives the growth exponent per prefix size.
+the median CPU time of the process, which leaves out time spent waiting for a core), the number
+of authorization checks, the conflicted keys, the auth difference, the full conflicted set and
+the power events (with their auth ancestors in it), and the ratio to Synapse's median from
+research/synapse-bench.md (of the wall-clock median and of the CPU median); then the median CPU
+time with ``trusted=True`` (the type check of every input entry skipped, as for a store's
+states; timed alternately with the default runs) and its ratio. A least-squares fit of log(CPU
+time) against log(changes per branch) gives the growth exponent per prefix size.
 
 Run: ``python benchmarks/bench_stateres.py [--quick] [--version 11|12] [--repeat N]``.
 Raw rows go to ``benchmarks/results/stateres.txt`` (appended to with ``--append``).
@@ -252,23 +254,30 @@ def build_fork(
 
 def timed(
     rv: RoomVersion, sets: list[dict[StateKey, str]], store: MemoryStore, repeat: int
-) -> tuple[list[float], list[float], _Stats, dict[StateKey, str]]:
-    """Wall-clock and CPU times (ms) of ``repeat`` resolutions after a warm-up.
+) -> tuple[list[float], list[float], list[float], _Stats, dict[StateKey, str]]:
+    """Wall-clock and CPU times (ms) of ``repeat`` resolutions after a warm-up, and the CPU
+    times of ``repeat`` resolutions with ``trusted=True`` (the entry check skipped, as for a
+    store's states), alternating with the others.
 
     The CPU time of the process (``time.process_time``) is reported beside the wall clock: on a
     shared, loaded machine the wall clock also counts the time spent waiting for a core.
     """
     stats = _Stats()
     answer = _resolve(rv, sets, store, stats)  # warm-up
+    assert _resolve(rv, sets, store, _Stats(), trusted=True) == answer
     times = []
     cpu = []
+    cpu_trusted = []
     for _ in range(repeat):
         c0 = time.process_time()
         t0 = time.perf_counter()
         _resolve(rv, sets, store, _Stats())
         times.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
-    return times, cpu, stats, answer
+        c0 = time.process_time()
+        _resolve(rv, sets, store, _Stats(), trusted=True)
+        cpu_trusted.append((time.process_time() - c0) * 1000)
+    return times, cpu, cpu_trusted, stats, answer
 
 
 def fit_exponent(points: list[tuple[float, float]]) -> float:
@@ -294,7 +303,8 @@ def main() -> None:
         f"# bench_stateres.py  room version {rv.identifier}  python {platform.python_version()}"
         f"  {platform.machine()}  repeat {args.repeat}\n"
         "# prefix members changes conflicted_keys auth_diff full_conflicted power_events "
-        "auth_checks min_ms median_ms max_ms cpu_median_ms synapse_ms ratio cpu_ratio"
+        "auth_checks min_ms median_ms max_ms cpu_median_ms synapse_ms ratio cpu_ratio "
+        "trusted_cpu_median_ms trusted_cpu_ratio"
     )
     lines = [header]
     print(header)
@@ -307,18 +317,20 @@ def main() -> None:
         for changes in change_counts:
             store, s1, s2 = build_fork(rv, base, changes, members)
             repeat = args.repeat if changes < 10_000 else 3
-            times, cpu, st, _ = timed(rv, [s1, s2], store, repeat)
+            times, cpu, cpu_trusted, st, _ = timed(rv, [s1, s2], store, repeat)
             med = statistics.median(times)
             cpu_med = statistics.median(cpu)
+            trusted_med = statistics.median(cpu_trusted)
             points.append((changes, cpu_med))
             syn = SYNAPSE_MS.get(rv.identifier, {}).get((prefix, changes))
             ratio = f"{syn / med:.1f}x" if syn else "-"
             cpu_ratio = f"{syn / cpu_med:.1f}x" if syn else "-"
+            trusted_ratio = f"{syn / trusted_med:.1f}x" if syn else "-"
             row = (
                 f"{prefix} {members} {changes} {st.conflicted_keys} {st.auth_difference} "
                 f"{st.full_conflicted} {st.power_events} {st.auth_checks} {min(times):.2f} "
                 f"{med:.2f} {max(times):.2f} {cpu_med:.2f} {syn if syn else '-'} {ratio} "
-                f"{cpu_ratio}"
+                f"{cpu_ratio} {trusted_med:.2f} {trusted_ratio}"
             )
             print(row, flush=True)
             lines.append(row)

@@ -286,7 +286,8 @@ def test_resolution_equals_the_reference(room: RoomStates, data: st.DataObject) 
         st.lists(st.sampled_from(tips) | st.sampled_from(ids), min_size=2, max_size=4)
     )
     sets = [room.after[i] for i in picked]
-    assert resolve_state(room.rv, sets, room.store) == reference_resolve_v2(
+    trusted = data.draw(st.booleans())  # well-formed sets: the same answer either way
+    assert resolve_state(room.rv, sets, room.store, trusted=trusted) == reference_resolve_v2(
         room.rv, sets, room.store
     )
 
@@ -316,6 +317,14 @@ def test_malformed_state_sets_raise(bad: object) -> None:
     store, _ = _base_store()
     with pytest.raises(InvalidRequestError):
         resolve_state("10", bad, store)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [["not a map"], "str", {("a", "b"): "$x"}])
+def test_trusted_state_sets_must_still_be_mappings(bad: object) -> None:
+    """``trusted`` skips the entry check only: the container shapes are still checked."""
+    store, _ = _base_store()
+    with pytest.raises(InvalidRequestError):
+        resolve_state("10", bad, store, trusted=True)  # type: ignore[arg-type]
 
 
 def test_events_of_two_rooms_raise() -> None:

@@ -196,7 +196,9 @@ def resolve_state_groups(
     missing = [g for g in ordered if g not in states]
     if missing:
         raise EventNotFoundError(f"state groups {missing} are not in the store")
-    return resolve_state(version, [states[g] for g in ordered], store), None
+    # The store's states: their writes were checked (``check_state_write``), so they are
+    # trusted (no second type check of every entry).
+    return resolve_state(version, [states[g] for g in ordered], store, trusted=True), None
 
 
 def current_state_ids(store: StateStore, room_id: str) -> dict[StateKey, str]:
