@@ -378,24 +378,48 @@ class AuthChecker:
                             odd = True
                             break
                         present += 1
-                if odd or (present < len(keys) and fallback and self._fills(ev, keys, vetted)):
+                amap: Mapping[StateKey, Event | _Odd | None] = vetted
+                if not odd and present < len(keys) and fallback:
+                    # Rule 2's fallback: a key absent from the state takes the event's own
+                    # auth event filed under it, if not rejected (the first such one).
+                    fills: dict[StateKey, Event] | None = None
+                    for auth_id in ev.auth_event_ids:
+                        auth = events_get(auth_id)
+                        if auth is None or auth.state_key is None or auth_id in rejected:
+                            continue
+                        key = (auth.type, auth.state_key)
+                        if (
+                            key in keys
+                            and vetted[key] is None
+                            and (fills is None or key not in fills)
+                        ):
+                            if auth.room_id != room_id:
+                                odd = True  # of another room: let check_auth judge it
+                                break
+                            if fills is None:
+                                fills = {}
+                            fills[key] = auth
+                    if fills:
+                        amap = {key: vetted[key] for key in keys}
+                        amap.update(fills)
+                        present += len(fills)
+                if odd:
                     ok = self._decide(state, ev)
                 else:
                     own = ev.auth_event_ids
                     if present == len(own) and event_id not in rejected:
                         for key in keys:
-                            auth = vetted[key]
-                            if auth is None:
+                            selected = amap[key]
+                            if selected is None:
                                 continue
-                            if auth.event_id not in own:  # type: ignore[union-attr]  # no _ODD
+                            if selected.event_id not in own:  # type: ignore[union-attr]  # no _ODD
                                 break
                         else:
                             known += 1  # rule 4: its own auth events, which it passed
-                            ok = True
                             state[(ev.type, state_key)] = event_id
                             vetted[(ev.type, state_key)] = ev
                             continue
-                    create = vetted_get(_CREATE)
+                    create = amap.get(_CREATE)
                     if (
                         not isinstance(create, Event)
                         or ev.type == "m.room.create"
@@ -411,7 +435,7 @@ class AuthChecker:
                             _check_selected(
                                 rv,
                                 ev,
-                                vetted,  # type: ignore[arg-type]  # None: absent; no _ODD read
+                                amap,  # type: ignore[arg-type]  # None: absent; no _ODD read
                                 create,
                                 _DEFAULT_VERIFIER,
                                 levels_fn,
@@ -428,25 +452,6 @@ class AuthChecker:
                     vetted.pop(key, None)
         self.checks += checks
         self.known += known
-
-    def _fills(
-        self,
-        ev: Event,
-        keys: tuple[StateKey, ...],
-        vetted: Mapping[StateKey, Event | _Odd | None],
-    ) -> bool:
-        """Whether rule 2's fallback fills a key of ``ev`` absent from the state: an own
-        auth event, not rejected, filed under a selected key whose entry is absent."""
-        events = self.events
-        rejected = self.rejected
-        for event_id in ev.auth_event_ids:
-            auth = events.get(event_id)
-            if auth is None or auth.state_key is None or event_id in rejected:
-                continue
-            key = (auth.type, auth.state_key)
-            if key in keys and vetted.get(key) is None:
-                return True
-        return False
 
 
 class _Odd:
