@@ -299,6 +299,11 @@ class _Events:
             i for i, fact in facts.items() if fact.rejected is not None and i in got
         )
 
+    @property
+    def absent(self) -> Collection[str]:
+        """The events known not to be stored events of the room (rule 5)."""
+        return self._absent
+
     def mark_absent(self, event_id: str) -> None:
         """Treat ``event_id`` as unknown from now on (an event of another room, rule 5)."""
         self._absent.add(event_id)
@@ -427,6 +432,7 @@ def _power_events_with_ancestors(
     full: Collection[str],
     full_ids: Collection[str],
     difference: Collection[str],
+    absent: Collection[str] = (),
 ) -> set[str]:
     """The power events and the events of their auth chains that are in the full conflicted
     set: ``power`` ∪ (``full_ids`` ∩ auth chains of ``power``).
@@ -441,11 +447,15 @@ def _power_events_with_ancestors(
     closed under auth edges, so Y is in some Cᵢ but not in the auth difference, hence in every
     Cᵢ, and so is X below it — X is not in the difference either. So only events of the full
     set outside the difference and not reached in memory can be reached that way, and only
-    through the auth events where walks leave the full set; their auth chains are asked of the
-    store only when such candidates exist.
+    through the auth events where walks leave the full set; their auth chains are needed only
+    when such candidates exist. They are walked in ``events`` first: when every event reached
+    is loaded, or in ``absent`` (known not to be a stored event of the room: no edges), that
+    walk is the whole auth chain (the edges :mod:`~eventgraph.graph.auth_chain` follows);
+    otherwise the store is asked.
 
-    Complexity: O(auth edges of the full set) in memory, plus at most one auth-chain query
-    (:func:`~eventgraph.graph.auth_chain.auth_chain_ids`) from the exits of the in-memory walk.
+    Complexity: O(auth edges of the full set) in memory, plus the exits' auth chains in memory
+    or at most one auth-chain query
+    (:func:`~eventgraph.graph.auth_chain.auth_chain_ids`).
     """
     if not power:
         return set()
@@ -465,11 +475,37 @@ def _power_events_with_ancestors(
                 stack.append(a)
     candidates = [e for e in full_ids if e not in reached and e not in difference]
     if candidates and exits:
-        below = auth_chain_ids(store, exits)
-        for e in candidates:
-            if e in below:
-                reached.add(e)
+        below: Collection[str] | None = _loaded_auth_chain(events, exits, absent)
+        if below is None:
+            below = auth_chain_ids(store, exits)
+        reached.update(e for e in candidates if e in below)
     return reached.intersection(full_ids)
+
+
+def _loaded_auth_chain(
+    events: Mapping[str, Event], event_ids: Iterable[str], absent: Collection[str]
+) -> set[str] | None:
+    """The union of the auth chains of ``event_ids`` (loaded events), walked in memory, or
+    ``None`` if the walk meets an event neither loaded nor in ``absent``. Events of ``absent``
+    may be in the answer; they have no edges. Iterative; ends on cycles."""
+    below: set[str] = set()
+    stack: list[Event] = []
+    for e in event_ids:
+        ev = events.get(e)
+        if ev is not None:
+            stack.append(ev)
+        elif e not in absent:
+            return None
+    while stack:
+        for a in stack.pop().auth_event_ids:
+            if a not in below:
+                below.add(a)
+                ev = events.get(a)
+                if ev is not None:
+                    stack.append(ev)
+                elif a not in absent:
+                    return None
+    return below
 
 
 def _reverse_topological_power_order(
@@ -680,7 +716,9 @@ def _resolve_v2(
 
     # Step 1: the power events of the full conflicted set, with the events of their auth chains
     # that are in the full conflicted set, in reverse topological power ordering.
-    selected = _power_events_with_ancestors(store, events, power, full, full_ids, difference)
+    selected = _power_events_with_ancestors(
+        store, events, power, full, full_ids, difference, loaded.absent
+    )
     sender_power = checker.sender_power
     sort_key = {}
     for e in selected:
