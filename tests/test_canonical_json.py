@@ -14,6 +14,9 @@ from eventgraph import FrozenDict, InvalidEventError, encode_canonical_json
 from eventgraph.events.canonical_json import (
     MAX_SAFE_INTEGER,
     check_json,
+    encode_canonical_parts,
+    encode_canonical_text,
+    encode_json_string,
     freeze_json,
     thaw_json,
 )
@@ -113,3 +116,24 @@ def test_encoding_is_sorted_compact_and_round_trips(value: Any) -> None:
 @pytest.mark.parametrize("value", ["x", 1, None, True, [1, "a"], -5, 2**70, 1.5])
 def test_scalars_and_arrays_encode_like_canonicaljson(value: Any) -> None:
     assert encode_canonical_json(value) == canonicaljson.encode_canonical_json(value)
+
+
+@given(json_strategy | st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+def test_text_and_string_encoders_match_the_bytes(value: Any) -> None:
+    """The text forms the parser assembles from: the same characters as the byte encoding
+    (before UTF-8), whole or in parts; a string encodes as the encoder writes it."""
+    text = encode_canonical_text(value)
+    assert "".join(encode_canonical_parts(value, 0)) == text
+    reference = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    assert text == reference
+    if isinstance(value, str):
+        assert encode_json_string(value) == reference
+        assert encode_canonical_text([value]) == "[" + encode_json_string(value) + "]"
+
+
+def test_huge_integers_are_refused_with_a_typed_error() -> None:
+    """More than 4300 digits: str() raises ValueError, which must not escape as one."""
+    with pytest.raises(InvalidEventError, match="bits is outside"):
+        freeze_json({"n": 10**5000}, strict=True)
+    with pytest.raises(InvalidEventError, match="cannot encode"):
+        encode_canonical_json({"n": 10**5000})

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from eventgraph import InvalidEventError, redact
+from eventgraph import InvalidEventError, redact, room_version
+from eventgraph.events.redaction import TYPES_WITH_KEPT_CONTENT, redacted_content
 
 ALL = [str(n) for n in range(1, 13)]
 BASE: dict[str, Any] = {
@@ -161,3 +164,33 @@ def test_redaction_is_idempotent() -> None:
     for version in ALL:
         once = redact({**BASE, "type": "m.room.member", "content": {"membership": "x"}}, version)
         assert redact(once, version) == once
+
+
+@given(
+    st.sampled_from(ALL),
+    st.sampled_from([*sorted(TYPES_WITH_KEPT_CONTENT), "m.room.message", "m.room.topic", "x"]),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                *("membership", "join_rule", "allow", "creator", "ban", "invite", "redacts"),
+                *("body", "join_authorised_via_users_server", "third_party_invite"),
+                "history_visibility",
+            ]
+        ),
+        st.sampled_from(["v", 1, {"signed": {"a": 1}, "x": 2}, {"x": 2}, ["a"]]),
+    ),
+)
+def test_redacted_content_is_what_redact_keeps(
+    version: str, event_type: str, content: dict[str, Any]
+) -> None:
+    """``redacted_content`` (what the parser hashes) against ``redact``: ``None`` exactly when
+    the whole content survives, else the kept content; ``{}`` for any type not listed."""
+    rules = room_version(version).redaction_rules
+    kept = redacted_content(rules, event_type, content)
+    after = redact({**BASE, "type": event_type, "content": content}, version)["content"]
+    if kept is None:
+        assert after == content
+    else:
+        assert kept == after
+    if event_type not in TYPES_WITH_KEPT_CONTENT:
+        assert kept == {}

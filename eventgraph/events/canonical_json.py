@@ -19,7 +19,7 @@ Rules of this module (spec: appendices, "Canonical JSON"; digest §4.8):
 from __future__ import annotations
 
 import json.encoder as _json_encoder
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeAlias
 
 import canonicaljson
@@ -33,6 +33,7 @@ __all__ = [
     "JsonValue",
     "check_json",
     "encode_canonical_json",
+    "encode_canonical_parts",
     "encode_canonical_text",
     "encode_json_string",
     "freeze_json",
@@ -219,7 +220,9 @@ def _not_json(value: object) -> NoReturn:
     raise TypeError(msg)
 
 
-def _make_text_encoder() -> tuple[Callable[[JsonValue], str], Callable[[str], str]]:
+def _make_text_encoder() -> tuple[
+    Callable[[JsonValue, int], Sequence[str]], Callable[[JsonValue], str], Callable[[str], str]
+]:
     # The C encoder behind json.dumps, built once with canonicaljson's exact settings
     # (ensure_ascii=False, allow_nan=False, separators (",", ":"), sort_keys=True). JSONEncoder
     # rebuilds it on every call, which costs more than encoding a small event. Without the C
@@ -232,24 +235,30 @@ def _make_text_encoder() -> tuple[Callable[[JsonValue], str], Callable[[str], st
             encoded: bytes = canonicaljson.encode_canonical_json(value)
             return encoded.decode("utf-8")
 
-        return slow_text, _json_encoder.py_encode_basestring
+        def slow_parts(value: JsonValue, _level: int) -> Sequence[str]:
+            return (slow_text(value),)
+
+        return slow_parts, slow_text, _json_encoder.py_encode_basestring
     iterencode = make(None, _not_json, basestring, None, ":", ",", True, False, False)
 
     def encode_canonical_text(value: JsonValue) -> str:
         return "".join(iterencode(value, 0))
 
-    return encode_canonical_text, basestring
+    return iterencode, encode_canonical_text, basestring
 
 
 #: ``encode_canonical_text(value) -> str``: the canonical JSON of ``value`` as text, before its
 #: UTF-8 encoding (numbers unchecked). For callers that assemble an encoding from parts
 #: (:mod:`eventgraph.events.event`). It raises what the standard encoder raises
 #: (``TypeError``, ``ValueError``, ``RecursionError``); a lone surrogate only fails when the
-#: text is encoded as UTF-8. (A plain name for the C encoder: no wrapper frame per call.)
+#: text is encoded as UTF-8.
+#:
+#: ``encode_canonical_parts(value, 0) -> Sequence[str]``: the same text in pieces to join,
+#: straight from the C encoder, for hot paths that cannot afford even the wrapper's frame.
 #:
 #: ``encode_json_string(s) -> str``: the canonical JSON of the string ``s`` (quoted, escaped,
 #: non-ASCII kept): exactly what the encoder writes for a string, value or key.
-encode_canonical_text, encode_json_string = _make_text_encoder()
+encode_canonical_parts, encode_canonical_text, encode_json_string = _make_text_encoder()
 
 
 def encode_canonical_json(value: JsonValue) -> bytes:

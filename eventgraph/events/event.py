@@ -11,9 +11,13 @@ Rules of this module:
    ``signatures``. It still checks everything else. It is never used on network input.
 3. Every input, however malformed, yields an ``Event`` or an :class:`~eventgraph.InvalidEventError`
    (a fuzz test holds us to it).
-4. Nothing an event holds can be mutated: ``content`` is a :class:`FrozenDict` of frozen values,
+4. Fast and general paths agree: network PDUs of the usual shape are parsed by an accept-only
+   fast path that either vouches for the PDU (every rule checked) or hands it to the general
+   parser; both are property-tested against the plain reference parser
+   (:mod:`eventgraph.events._reference`): same events, same bytes, same refusals.
+5. Nothing an event holds can be mutated: ``content`` is a :class:`FrozenDict` of frozen values,
    edges are tuples, the original PDU is kept as canonical JSON bytes.
-5. Room version 12 (MSC4291): the create event has no ``room_id``; its room ID is its event ID
+6. Room version 12 (MSC4291): the create event has no ``room_id``; its room ID is its event ID
    with the ``!`` sigil. Every other event's ``auth_event_ids`` includes the create event, which
    its PDU must not list (the create event is implied by ``room_id``); algorithms therefore see
    one auth graph for every room version.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,11 +39,12 @@ from .canonical_json import (
     FrozenDict,
     JsonValue,
     check_json,
+    encode_canonical_parts,
     encode_canonical_text,
     encode_json_string,
     freeze_json,
 )
-from .redaction import hashed_top_level_keys, redacted_content
+from .redaction import TYPES_WITH_KEPT_CONTENT, hashed_top_level_keys, redacted_content
 from .room_versions import EventFormat, EventIdFormat, RedactionRules, RoomVersion, room_version
 
 __all__ = [
@@ -94,6 +100,7 @@ _URLSAFE_IDS = EventIdFormat.REFERENCE_HASH_URLSAFE
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _quote = encode_json_string
 _encode_text = encode_canonical_text
+_encode_parts = encode_canonical_parts
 #: The keys of the common layout of ``_parse``, in canonical (sorted) order.
 _COMMON_ORDER = (
     "auth_events",
@@ -110,6 +117,21 @@ _COMMON_ORDER = (
     "unsigned",
 )
 _COMMON_KEYS = frozenset(_COMMON_ORDER)
+# The required keys of the common layout, fetched in one call, and their types.
+_COMMON_GET = operator.itemgetter(
+    "type",
+    "sender",
+    "room_id",
+    "content",
+    "depth",
+    "origin_server_ts",
+    "prev_events",
+    "auth_events",
+    "hashes",
+    "signatures",
+)
+_COMMON_TYPES = (str, str, str, dict, int, int, list, list, dict, dict)
+_NOTHING_KEPT: dict[str, JsonValue] = {}  # read-only: the redacted content of most types
 # Top-level keys whose values the parser checks one by one (the rest get a generic check).
 _CHECKED_TOP_LEVEL = _KNOWN_TOP_LEVEL - _UNSIGNED_PARTS
 # From RV 11 a top-level ``redacts`` is not the redaction target and gets no check of its own.
@@ -219,7 +241,7 @@ class Event:
         sender: the sender's user ID.
         prev_event_ids: the event's ``prev_events``, in PDU order.
         auth_event_ids: the event's ``auth_events``, in PDU order; in room version 12 the create
-            event is appended for every other event (rule 5).
+            event is appended for every other event (rule 6).
         depth: the sender-asserted depth (untrusted; never used for security).
         origin_server_ts: the sender-asserted timestamp in milliseconds.
         content: the event content, read-only.
@@ -272,13 +294,20 @@ class Event:
         Spec: server-server API "Checks performed on receipt of a PDU" (check 1), the
         ``pdu_vN.yaml`` schemas, "Size limits"; digest §4.
 
-        Complexity: O(size of the PDU): two canonical-JSON encodings and one SHA-256.
+        Complexity: O(size of the PDU): each top-level member is encoded once, the stored
+        bytes and the redacted form are joined from those parts, and one SHA-256 gives the ID.
+        Usual network PDUs take an accept-only fast path (``_parse_common``); anything it does
+        not vouch for, valid or not, goes through the general parser, which words refusals.
 
         Raises:
             InvalidEventError: the PDU does not have the format of its room version.
             UnsupportedRoomVersionError: unknown room version.
         """
-        return _parse(pdu, room_version(version), backfilled=backfilled, trusted_id=None)[0]
+        rv = room_version(version)
+        parsed = _parse_common(pdu, rv, backfilled, False)
+        if parsed is None:
+            parsed = _parse(pdu, rv, backfilled=backfilled, trusted_id=None)
+        return parsed[0]
 
     @classmethod
     def from_trusted_pdu(
@@ -338,10 +367,13 @@ class Event:
         True
         """
         rv = room_version(version)
-        trusted_id = _trusted_event_id(pdu, None) if trusted else None
-        event, digest = _parse(
-            pdu, rv, backfilled=backfilled, trusted_id=trusted_id, with_content_hash=True
-        )
+        parsed = None if trusted else _parse_common(pdu, rv, backfilled, True)
+        if parsed is None:
+            trusted_id = _trusted_event_id(pdu, None) if trusted else None
+            parsed = _parse(
+                pdu, rv, backfilled=backfilled, trusted_id=trusted_id, with_content_hash=True
+            )
+        event, digest = parsed
         assert digest is not None
         return event, digest
 
@@ -406,13 +438,14 @@ def _parse(
 ) -> tuple[Event, bytes | None]:
     """Check ``pdu`` and build its event; with ``with_content_hash``, also its content hash.
 
-    The checks are those of :func:`~eventgraph.events._reference.parse_reference`, in the same
-    order. The encodings differ in how, not in what: canonical JSON writes an object as its
-    members (``"key":value``) sorted by key and joined by commas, so each top-level member is
-    encoded once and the full PDU (size limit, storage), the redacted form (reference hash,
-    event ID) and the form without ``hashes``/``signatures``/``unsigned`` (content hash) are
-    joins of the same parts. Only a redacted ``content`` that differs from the content is
-    encoded again (small: the kept keys). Property tests hold the bytes and the refusals equal.
+    The general parser: every PDU shape, every refusal worded. The checks are those of
+    :func:`~eventgraph.events._reference.parse_reference`, in the same order. The encodings
+    differ in how, not in what: canonical JSON writes an object as its members (``"key":value``)
+    sorted by key and joined by commas, so each top-level member is encoded once and the full
+    PDU (size limit, storage), the redacted form (reference hash, event ID) and the form
+    without ``hashes``/``signatures``/``unsigned`` (content hash) are joins of the same parts.
+    Only a redacted ``content`` that differs from the content is encoded again (small: the kept
+    keys). Property tests hold the events, the bytes and the refusals equal to the reference.
     """
     if type(pdu) is not dict and not isinstance(pdu, Mapping):
         raise _bad("a PDU must be a JSON object")
@@ -465,29 +498,9 @@ def _parse(
 
     prev_limit = None if backfilled else MAX_PREV_EVENTS
     auth_limit = None if backfilled else MAX_AUTH_EVENTS
-    # Edges: inline, the common RV 3+ shape (a list of short strings with the sigil, within
-    # the count); anything else goes through _edges, which checks and words the errors.
+    prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
+    auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
     v1_edges = rv.event_format is _V1_FORMAT
-    prev = pdu.get("prev_events")
-    if type(prev) is list and not v1_edges and (backfilled or len(prev) <= MAX_PREV_EVENTS):
-        for item in prev:
-            if type(item) is not str or item[:1] != "$" or len(item) > _SHORT:
-                prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
-                break
-        else:
-            prev_ids = tuple(prev)
-    else:
-        prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
-    auth = pdu.get("auth_events")
-    if type(auth) is list and not v1_edges and (backfilled or len(auth) <= MAX_AUTH_EVENTS):
-        for item in auth:
-            if type(item) is not str or item[:1] != "$" or len(item) > _SHORT:
-                auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
-                break
-        else:
-            auth_ids = tuple(auth)
-    else:
-        auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
 
     trusted = trusted_id is not None
     hashes = pdu.get("hashes")
@@ -506,39 +519,20 @@ def _parse(
     if unsigned is not None and not isinstance(unsigned, dict):
         raise _bad("'unsigned' must be an object")
 
+    # Keys the checks above did not cover: unknown ones and the unsigned parts. The known keys
+    # are strings by construction; only these few need a type check (one C set difference).
     v11_rules = rv.redaction_rules is _V11_RULES
-    server_assigned = rv.event_id_format is _SERVER_ASSIGNED
-    # The common layout: network input of RV 3+ with a room ID and no key beyond the checked
-    # ones, hashes, signatures and unsigned. Its encoding needs no sorting (see below).
-    common = (
-        not trusted and not server_assigned and room_id is not None and pdu.keys() <= _COMMON_KEYS
-    )
-    others: frozenset[str] | set[str] = frozenset()
-    if common:
-        assert hashes is not None  # network input always has hashes (checked above)
-        if strict:
-            # As below, for the only keys left: hashes (one string entry needs no walk),
-            # signatures and unsigned, in that (sorted) order.
-            if len(hashes) != 1:
-                check_json(hashes, strict=True, where="hashes")
-            if not _flat_strings(signatures):
-                check_json(signatures, strict=True, where="signatures")
-            if unsigned is not None:
-                check_json(unsigned, strict=True, where="unsigned")
-    else:
-        # Keys the checks above did not cover: unknown ones and the unsigned parts. The known
-        # keys are strings by construction; only these few need a type check.
-        others = pdu.keys() - (_CHECKED_TOP_LEVEL_V11 if v11_rules else _CHECKED_TOP_LEVEL)
-        for key in others:
-            if type(key) is not str:
-                raise _bad("PDU keys must be strings")
-        if strict:
-            # RV 6+: every value must obey canonical JSON's number rules, not just the
-            # content. (Relaxed versions need no walk: the encoder refuses non-JSON values.)
-            for key in sorted(others):
-                value = pdu[key]
-                if type(value) is not str and not _flat_strings(value):
-                    check_json(value, strict=True, where=key)
+    others = pdu.keys() - (_CHECKED_TOP_LEVEL_V11 if v11_rules else _CHECKED_TOP_LEVEL)
+    for key in others:
+        if type(key) is not str:
+            raise _bad("PDU keys must be strings")
+    if strict:
+        # RV 6+: every value must obey canonical JSON's number rules, not just the content.
+        # (Relaxed versions need no walk: the encoder below refuses non-JSON values.)
+        for key in sorted(others):
+            value = pdu[key]
+            if type(value) is not str and not _flat_strings(value):
+                check_json(value, strict=True, where=key)
 
     redacts: str | None = None
     if v11_rules:
@@ -550,6 +544,7 @@ def _parse(
             redacts = _event_id_ref(r, "redacts", byte_limits)
 
     # The PDU as stored: without a top-level event_id from RV 3 on (the ID is not on the wire).
+    server_assigned = rv.event_id_format is _SERVER_ASSIGNED
     if not server_assigned and "event_id" in pdu:
         if not trusted:
             raise _bad("a room version 3+ PDU must not carry an 'event_id'")
@@ -557,71 +552,33 @@ def _parse(
     elif trusted_id is not None and server_assigned and "event_id" not in pdu:
         pdu = {**pdu, "event_id": trusted_id}
 
-    # Canonical JSON from parts (see the docstring). ``hashed_text`` (content hash) and
-    # ``redacted_text`` (reference hash) are filled in by the common layout below, else later
-    # from ``members``.
-    hashed_text: str | None = None
-    redacted_text: str | None = None
-    members: dict[str, str] = {}
+    # Canonical JSON from parts (see the docstring): one member per key of the stored PDU. The
+    # values checked above have known types; the rest go through the generic encoder.
     try:
-        if common:
-            # The common layout: the checked members, hashes and signatures, perhaps unsigned;
-            # the keys in their canonical order (_COMMON_ORDER), so no sorting.
-            assert room_id is not None  # (implied by ``common``)
-            assert hashes is not None
-            content_text = _encode_text(raw_content)
-            head = '{"auth_events":' + _id_list_text(auth_ids) + ',"content":'
-            hashes_text = (
-                ',"hashes":{"sha256":' + _quote(hashes["sha256"]) + "}"
-                if len(hashes) == 1
-                else ',"hashes":' + _encode_text(hashes)
-            )
-            middle = (
-                f',"origin_server_ts":{origin_server_ts}'
-                f',"prev_events":{_id_list_text(prev_ids)}'
-                f',"room_id":{_quote(room_id)},"sender":{_quote(sender)}'
-            )
-            tail = ',"type":' + _quote(event_type)
-            if state_key is not None:
-                tail = ',"state_key":' + _quote(state_key) + tail
-            unsigned_text = ',"unsigned":' + _encode_text(unsigned) if "unsigned" in pdu else ""
-            full_text = (
-                f'{head}{content_text},"depth":{depth}{hashes_text}{middle}'
-                f',"signatures":{_encode_text(signatures)}{tail}{unsigned_text}}}'
-            )
-            if with_content_hash:
-                hashed_text = f'{head}{content_text},"depth":{depth}{middle}{tail}}}'
-            kept = redacted_content(rv.redaction_rules, event_type, raw_content)
-            if kept is not None:
-                content_text = _encode_text(kept) if kept else "{}"
-            redacted_text = f'{head}{content_text},"depth":{depth}{hashes_text}{middle}{tail}}}'
-        else:
-            # Any layout: one member per key of the stored PDU; the values checked above have
-            # known types, the rest go through the generic encoder.
-            members = {
-                "type": '"type":' + _quote(event_type),
-                "sender": '"sender":' + _quote(sender),
-                "content": '"content":' + _encode_text(raw_content),
-                "depth": '"depth":' + str(depth),
-                "origin_server_ts": '"origin_server_ts":' + str(origin_server_ts),
-                "prev_events": '"prev_events":'
-                + (_encode_text(pdu["prev_events"]) if v1_edges else _id_list_text(prev_ids)),
-                "auth_events": '"auth_events":'
-                + (_encode_text(pdu["auth_events"]) if v1_edges else _id_list_text(auth_ids)),
-            }
-            if room_id is not None:
-                members["room_id"] = '"room_id":' + _quote(room_id)
-            if state_key is not None:
-                members["state_key"] = '"state_key":' + _quote(state_key)
-            if not v11_rules and "redacts" in pdu:
-                members["redacts"] = '"redacts":' + ("null" if redacts is None else _quote(redacts))
-            if "event_id" in pdu:
-                members["event_id"] = '"event_id":' + _value_text(pdu["event_id"])
-            for key in others:
-                prefix = _MEMBER_PREFIX.get(key) or _quote(key) + ":"
-                members[key] = prefix + _value_text(pdu[key])
-            members = {k: members[k] for k in sorted(members)}
-            full_text = "{" + ",".join(members.values()) + "}"
+        members = {
+            "type": '"type":' + _quote(event_type),
+            "sender": '"sender":' + _quote(sender),
+            "content": '"content":' + _encode_text(raw_content),
+            "depth": '"depth":' + str(depth),
+            "origin_server_ts": '"origin_server_ts":' + str(origin_server_ts),
+            "prev_events": '"prev_events":'
+            + (_encode_text(pdu["prev_events"]) if v1_edges else _id_list_text(prev_ids)),
+            "auth_events": '"auth_events":'
+            + (_encode_text(pdu["auth_events"]) if v1_edges else _id_list_text(auth_ids)),
+        }
+        if room_id is not None:
+            members["room_id"] = '"room_id":' + _quote(room_id)
+        if state_key is not None:
+            members["state_key"] = '"state_key":' + _quote(state_key)
+        if not v11_rules and "redacts" in pdu:
+            members["redacts"] = '"redacts":' + ("null" if redacts is None else _quote(redacts))
+        if "event_id" in pdu:
+            members["event_id"] = '"event_id":' + _value_text(pdu["event_id"])
+        for key in others:
+            prefix = _MEMBER_PREFIX.get(key) or _quote(key) + ":"
+            members[key] = prefix + _value_text(pdu[key])
+        members = {k: members[k] for k in sorted(members)}
+        full_text = "{" + ",".join(members.values()) + "}"
         pdu_json = full_text.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as err:
         # The messages of the plain encoder, which fails on the same values.
@@ -633,10 +590,8 @@ def _parse(
     if with_content_hash:
         # Server-server API "Calculating the content hash for an event": the stored PDU
         # without hashes, signatures and unsigned (hashes.py rule 1).
-        if hashed_text is None:
-            hashed = [m for k, m in members.items() if k not in _UNSIGNED_PARTS]
-            hashed_text = "{" + ",".join(hashed) + "}"
-        digest = hashlib.sha256(hashed_text.encode("utf-8")).digest()
+        hashed = [m for k, m in members.items() if k not in _UNSIGNED_PARTS]
+        digest = hashlib.sha256(("{" + ",".join(hashed) + "}").encode("utf-8")).digest()
 
     if trusted_id is not None:
         event_id = trusted_id
@@ -652,20 +607,13 @@ def _parse(
     else:
         # Reference hash ("Calculating the reference hash for an event"): the members redaction
         # keeps but signatures, with the redacted content (redaction.py rules 1-2).
-        if redacted_text is None:
-            rules = rv.redaction_rules
-            kept = redacted_content(rules, event_type, raw_content)
-            if kept is not None:
-                members["content"] = '"content":' + (_encode_text(kept) if kept else "{}")
-            top = hashed_top_level_keys(rules)
-            redacted_text = "{" + ",".join([m for k, m in members.items() if k in top]) + "}"
-        ref = hashlib.sha256(redacted_text.encode("utf-8")).digest()
-        # Event ID: "$" + unpadded base64 of the 32-byte hash (43 characters), URL-safe from
-        # RV 4 (hashes.py rule 3; what unpadded_base64 does, inline).
-        b64 = binascii.b2a_base64(ref, newline=False)[:43]
-        if rv.event_id_format is _URLSAFE_IDS:
-            b64 = b64.translate(_URLSAFE)
-        event_id = "$" + b64.decode("ascii")
+        rules = rv.redaction_rules
+        kept = redacted_content(rules, event_type, raw_content)
+        if kept is not None:
+            members["content"] = '"content":' + (_encode_text(kept) if kept else "{}")
+        top = hashed_top_level_keys(rules)
+        redacted = "{" + ",".join([m for k, m in members.items() if k in top]) + "}"
+        event_id = _event_id_of(redacted, rv)
 
     implied = False
     if rv.room_id_is_create_event_id:
@@ -696,6 +644,195 @@ def _parse(
         pdu_json,
     )
     return event, digest
+
+
+def _parse_common(
+    pdu: object, rv: RoomVersion, backfilled: bool, with_content_hash: bool
+) -> tuple[Event, bytes | None] | None:
+    """:func:`_parse` for network PDUs of the usual shape, or ``None`` to go the general way.
+
+    Accept-only: it returns an event only for a PDU it has checked to be valid, by the rules of
+    :func:`_parse` (each named there), and ``None`` for anything else, valid or not, so that
+    :func:`_parse` words every refusal. The shape: a ``dict`` of RV 3+ with exactly the keys
+    of ``_COMMON_ORDER`` (``state_key`` and ``unsigned`` optional), of their plain JSON types,
+    short strings, edges of short event IDs, one-entry ``hashes``, signatures of strings.
+
+    Its checks are done in bulk (one C call where it can), and the stored PDU, the redacted form
+    and the content-hash form are written from the same encoded parts, keys in their canonical
+    order without sorting. Property tests hold its events, bytes and hashes to the reference.
+    """
+    if type(pdu) is not dict or rv.event_id_format is _SERVER_ASSIGNED:
+        return None
+    if not _COMMON_KEYS.issuperset(pdu):
+        return None  # event_id, redacts before RV 11, or keys unknown to the format
+    try:
+        values = _COMMON_GET(pdu)
+    except KeyError:
+        return None  # a required key is missing (or a RV 12 create event: no room_id)
+    if tuple(map(type, values)) != _COMMON_TYPES:
+        return None
+    (
+        event_type,
+        sender,
+        room_id,
+        raw_content,
+        depth,
+        origin_server_ts,
+        prev,
+        auth,
+        hashes,
+        signatures,
+    ) = values
+    state_key = pdu.get("state_key")
+    if state_key is None:
+        if "state_key" in pdu:
+            return None
+        longest = max(len(event_type), len(sender), len(room_id))
+    elif type(state_key) is str:
+        longest = max(len(event_type), len(sender), len(room_id), len(state_key))
+    else:
+        return None
+    if (
+        longest > _SHORT  # within the 255 limit however counted (code points or bytes)
+        or not "@" <= sender < "A"  # starts with "@" (the next code point is "A")
+        or ":" not in sender
+        or not "!" <= room_id < '"'
+        or not 0 <= depth <= rv.max_depth
+        or (rv.event_format is _V3_FORMAT and event_type == "m.room.create")
+        or type(hashes.get("sha256")) is not str
+        or (not backfilled and (len(prev) > MAX_PREV_EVENTS or len(auth) > MAX_AUTH_EVENTS))
+    ):
+        return None
+    for item in prev + auth:
+        if type(item) is not str or not "$" <= item < "%" or len(item) > _SHORT:
+            return None
+    # Signatures: an object of objects of strings (so nothing for the number rules to check).
+    # The usual one signature is also written here (its strings are quoted below).
+    one_signature = None
+    if len(signatures) == 1:
+        ((server, keys),) = signatures.items()
+        if type(keys) is not dict:
+            return None
+        if len(keys) == 1:
+            ((key_id, signature),) = keys.items()
+            if type(signature) is not str:
+                return None
+            one_signature = (server, key_id, signature)
+    if one_signature is None:
+        for keys in signatures.values():
+            if type(keys) is not dict:
+                return None
+            for signature in keys.values():
+                if type(signature) is not str:
+                    return None
+    unsigned = pdu.get("unsigned")
+    if unsigned is not None and type(unsigned) is not dict:
+        return None
+    strict = rv.strict_canonical_json
+    try:
+        content = freeze_json(raw_content, strict=strict, where="content")
+        if strict:
+            if len(hashes) != 1:
+                check_json(hashes, strict=True, where="hashes")
+            if unsigned is not None:
+                check_json(unsigned, strict=True, where="unsigned")
+    except InvalidEventError:
+        return None
+
+    # The encodings, from parts: keys in _COMMON_ORDER, which is sorted.
+    try:
+        content_text = "".join(_encode_parts(raw_content, 0))
+        head = '{"auth_events":[' + ",".join(map(_quote, auth)) + '],"content":'
+        if len(hashes) == 1:
+            hashes_text = ',"hashes":{"sha256":' + _quote(hashes["sha256"]) + "}"
+        else:
+            hashes_text = ',"hashes":' + _encode_text(hashes)
+        middle = (
+            f',"origin_server_ts":{origin_server_ts}'
+            f',"prev_events":[{",".join(map(_quote, prev))}]'
+            f',"room_id":{_quote(room_id)},"sender":{_quote(sender)}'
+        )
+        tail = ',"type":' + _quote(event_type)
+        if state_key is not None:
+            tail = ',"state_key":' + _quote(state_key) + tail
+        unsigned_text = ',"unsigned":' + _encode_text(unsigned) if "unsigned" in pdu else ""
+        if one_signature is None:
+            signatures_text = "".join(_encode_parts(signatures, 0))
+        else:
+            server, key_id, signature = one_signature  # (not strings: TypeError, general path)
+            signatures_text = f"{{{_quote(server)}:{{{_quote(key_id)}:{_quote(signature)}}}}}"
+        pdu_json = (
+            f'{head}{content_text},"depth":{depth}{hashes_text}{middle}'
+            f',"signatures":{signatures_text}{tail}{unsigned_text}}}'
+        ).encode()
+        digest = None
+        if with_content_hash:
+            hashed = f'{head}{content_text},"depth":{depth}{middle}{tail}}}'
+            digest = hashlib.sha256(hashed.encode("utf-8")).digest()
+        kept = (
+            redacted_content(rv.redaction_rules, event_type, raw_content)
+            if event_type in TYPES_WITH_KEPT_CONTENT
+            else _NOTHING_KEPT
+        )
+        if kept is not None:
+            if not kept:
+                content_text = "{}"
+            elif len(kept) == 1 and type(membership := kept.get("membership")) is str:
+                content_text = '{"membership":' + _quote(membership) + "}"  # member events
+            else:
+                content_text = "".join(_encode_parts(kept, 0))
+        redacted = f'{head}{content_text},"depth":{depth}{hashes_text}{middle}{tail}}}'
+        # The event ID from the reference hash, as _event_id_of does (inline: hot path).
+        ref = hashlib.sha256(redacted.encode()).digest()
+        b64 = binascii.b2a_base64(ref, newline=False)[:43]
+        if rv.event_id_format is _URLSAFE_IDS:
+            b64 = b64.translate(_URLSAFE)
+        event_id = "$" + b64.decode("ascii")
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        return None
+    if len(pdu_json) > MAX_EVENT_SIZE:
+        return None
+
+    redacts = None
+    if rv.redaction_rules is _V11_RULES and event_type == "m.room.redaction":
+        # RV 11+: the target is content.redacts (fragments/v11-redactions.md); before RV 11 it
+        # is the top-level key, absent from this layout.
+        r = content.get("redacts")
+        redacts = r if type(r) is str else None
+    auth_ids = tuple(auth)
+    implied = False
+    if rv.room_id_is_create_event_id:
+        create_id = "$" + room_id[1:]
+        if create_id not in auth_ids:
+            auth_ids = (*auth_ids, create_id)
+            implied = True
+    event = Event(
+        event_id,
+        room_id,
+        event_type,
+        state_key,
+        sender,
+        tuple(prev),
+        auth_ids,
+        depth,
+        origin_server_ts,
+        content,
+        redacts,
+        rv,
+        implied,
+        pdu_json,
+    )
+    return event, digest
+
+
+def _event_id_of(redacted: str, rv: RoomVersion) -> str:
+    # RV 3+: "$" + the reference hash (SHA-256 of the redacted form's canonical JSON) in unpadded
+    # base64, URL-safe from RV 4 (hashes.py rule 3): 43 characters, what unpadded_base64 does.
+    ref = hashlib.sha256(redacted.encode("utf-8")).digest()
+    b64 = binascii.b2a_base64(ref, newline=False)[:43]
+    if rv.event_id_format is _URLSAFE_IDS:
+        b64 = b64.translate(_URLSAFE)
+    return "$" + b64.decode("ascii")
 
 
 def _id_list_text(ids: tuple[str, ...]) -> str:

@@ -24,7 +24,13 @@ from ..errors import InvalidEventError
 from .canonical_json import JsonValue
 from .room_versions import RedactionRules, RoomVersion, room_version
 
-__all__ = ["hashed_top_level_keys", "redact", "redact_unchecked", "redacted_content"]
+__all__ = [
+    "TYPES_WITH_KEPT_CONTENT",
+    "hashed_top_level_keys",
+    "redact",
+    "redact_unchecked",
+    "redacted_content",
+]
 
 _R = RedactionRules
 
@@ -83,6 +89,12 @@ _CONTENT_KEYS = {rules: _content_keys(rules) for rules in RedactionRules}
 # The same tables by the rules' value: hashing an enum member runs Python code (Enum.__hash__).
 _CONTENT_KEYS_BY_VALUE = {rules._value_: keys for rules, keys in _CONTENT_KEYS.items()}
 _V11 = _R.V11  # read once: attribute access on an enum class runs a Python-level hook
+
+#: Every event type whose redaction keeps some of its content, in any room version: for any
+#: other type :func:`redacted_content` is ``{}`` (rule 2).
+TYPES_WITH_KEPT_CONTENT = frozenset(
+    {"m.room.create"}.union(*(keys.keys() for keys in _CONTENT_KEYS.values()))
+)
 _EMPTY: frozenset[str] = frozenset()
 
 
