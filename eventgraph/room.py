@@ -757,7 +757,7 @@ class _Run:
             resolutions[inputs] = group
             return group
         states = self.store.get_state(distinct)
-        resolved = resolve_state(self.rv, [states[g] for g in distinct], self.store)
+        resolved = resolve_state(self.rv, [states[g] for g in distinct], self.store, trusted=True)
         differing = self._differing_keys(distinct)
         best: tuple[int, int] | None = None
         best_changes: dict[StateKey, str | None] = {}

@@ -174,7 +174,7 @@ def resolve_groups(
         reader.read(extra)
         resolved_keys |= extra
 
-    result = resolve_state(rv, [states[g] for g in distinct], store)
+    result = resolve_state(rv, [states[g] for g in distinct], store, trusted=True)  # store states
     best: tuple[int, int] | None = None
     best_changes: dict[StateKey, str | None] = {}
     for g in distinct:
