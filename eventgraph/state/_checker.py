@@ -86,7 +86,7 @@ class AuthChecker:
         self.rejected = rejected
         self._fallback = fallback_to_own_auth_events
         self._keys: dict[str, tuple[StateKey, ...]] = {}
-        self._powers: dict[tuple[str, str | None, str | None], float] = {}
+        self._powers: dict[tuple[str, Event | None, Event | None], float] = {}
         self._levels: dict[str, _Levels] = {}
         self._levels_fn = self._levels_of
         self.checks = 0
@@ -286,22 +286,20 @@ class AuthChecker:
         levels event, the creator 100 and others 0; room version 12 creators, infinity.
         Memoised by (sender, power levels event, create event) within one resolution.
         """
-        events = self.events
+        events_get = self.events.get
         pl: Event | None = None
         create: Event | None = None
         for a in ev.auth_event_ids:
-            auth = events.get(a)
+            auth = events_get(a)
             if auth is not None and auth.state_key == "":
-                if auth.type == "m.room.power_levels":
+                etype = auth.type
+                if etype == "m.room.power_levels":
                     pl = auth
-                elif auth.type == "m.room.create":
+                elif etype == "m.room.create":
                     create = auth
-        # The last of each among the auth events, as sender_power_level picks them.
-        memo = (
-            ev.sender,
-            None if pl is None else pl.event_id,
-            None if create is None else create.event_id,
-        )
+        # The last of each among the auth events, as sender_power_level picks them. (Events
+        # hash by identity: the memo key costs no string hashing.)
+        memo = (ev.sender, pl, create)
         power = self._powers.get(memo)
         if power is None:
             levels = None if pl is None else self._levels_of(self._rv, pl)

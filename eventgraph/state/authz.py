@@ -984,8 +984,8 @@ def _check_power_levels(
     if current is None:
         return
     sender = event.sender
-    # Rule 10.3: the named levels, added, changed or removed.
-    for name in _NAMED_DEFAULTS:
+    # Rule 10.3: the named levels, added, changed or removed (none when the maps are equal).
+    for name in _NAMED_DEFAULTS if current.named != new.named else ():
         old_value = current.named.get(name)
         new_value = new.named.get(name)
         if old_value != new_value and (
