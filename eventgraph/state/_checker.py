@@ -86,7 +86,7 @@ class AuthChecker:
         self.rejected = rejected
         self._fallback = fallback_to_own_auth_events
         self._keys: dict[str, tuple[StateKey, ...]] = {}
-        self._powers: dict[tuple[str, Event | None, Event | None], float] = {}
+        self._powers: dict[tuple[str, str | None, str | None], float] = {}
         self._levels: dict[str, _Levels] = {}
         self._levels_fn = self._levels_of
         self.checks = 0
@@ -297,9 +297,12 @@ class AuthChecker:
                     pl = auth
                 elif etype == "m.room.create":
                     create = auth
-        # The last of each among the auth events, as sender_power_level picks them. (Events
-        # hash by identity: the memo key costs no string hashing.)
-        memo = (ev.sender, pl, create)
+        # The last of each among the auth events, as sender_power_level picks them.
+        memo = (
+            ev.sender,
+            None if pl is None else pl.event_id,
+            None if create is None else create.event_id,
+        )
         power = self._powers.get(memo)
         if power is None:
             levels = None if pl is None else self._levels_of(self._rv, pl)
