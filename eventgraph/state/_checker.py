@@ -23,6 +23,12 @@ Rules of this module:
    the create event is there (RV 12: the one the room ID names) and the event is not a create
    event. Otherwise the list goes through :func:`check_auth` whole. :meth:`AuthChecker.
    allowed_plain` is the path without this shortcut; a property test holds the two equal.
+6. :meth:`AuthChecker.apply` (the iterative checks) looks each state entry up and vets it (rule
+   5) once per call, not once per event reading it, and hands the rules the map of vetted
+   entries itself — exact because the rules read only the keys the selection picks for the
+   event (property tests hold them to it, on generated rooms and on the whole auth-rule table).
+   Its answers and counts are :meth:`AuthChecker.allowed`'s (a property test holds them equal
+   to :meth:`AuthChecker.allowed_plain` applied event by event).
 """
 
 from __future__ import annotations
@@ -321,7 +327,7 @@ class AuthChecker:
         state event to the room state if the state event is allowed by the authorization
         rules. If the state event is not allowed ... the event is ignored."
 
-        Rule 7: the answers are :meth:`allowed`'s, but each state entry read is looked up and
+        Rule 6: the answers are :meth:`allowed`'s, but each state entry read is looked up and
         vetted once per call, not once per event that reads it. ``vetted`` maps a state key to
         its entry's event: the loaded event filed under that key and of the room, ``None`` for
         an entry absent or not loaded, or :data:`_ODD` for one filed under another key or of
@@ -432,7 +438,7 @@ class AuthChecker:
                         ok = self._decide(state, ev)
                     else:
                         try:
-                            # Rule 6: what check_auth verifies about the list holds here.
+                            # Rule 5: what check_auth verifies about the list holds here.
                             _check_selected(
                                 rv,
                                 ev,

@@ -9,9 +9,10 @@ Rules of this module:
 2. Every ordering is total and ends in an ``event_id`` tie-break, so the answer never depends on
    set or dict iteration, on the order of the state sets, or on the order events were stored in.
 3. Events come from the store in batches: one ``get_events``/``get_facts`` pair per frontier
-   (the conflicted events, the full conflicted set, the auth events of a whole set, one step of
-   every power-level walk at once), never one call per event. Auth chains, the auth difference
-   and the conflicted state subgraph come from :mod:`eventgraph.graph.auth_chain` (the index).
+   (the conflicted events with the rest of the full conflicted set; the auth events of the whole
+   set with the state entries its checks read; one step of every power-level walk at once),
+   never one call per event. Auth chains, the auth difference and the conflicted state subgraph
+   come from :mod:`eventgraph.graph.auth_chain` (the index).
 4. **Previously rejected events** (decision; the spec is explicit, Synapse differs). Events of the
    full conflicted set that the store marks as rejected are *re-checked like any other event*:
    "Events that have been rejected due to failing auth based on the state at the event (rather
@@ -28,7 +29,8 @@ Rules of this module:
    several rooms raise :class:`~eventgraph.InvalidRequestError`; an auth cycle (forgeable with
    room version 1–2 IDs) raises :class:`~eventgraph.CycleError`; missing or foreign-room auth
    events are treated as absent (the check that needs them then fails); malformed content fails
-   the authorization rules. Nothing recurses over the graph.
+   the authorization rules. Nothing recurses over the graph. Only ``trusted`` state sets (a
+   store's, whose writes are checked) skip the type check of every entry.
 """
 
 from __future__ import annotations
