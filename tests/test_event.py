@@ -617,3 +617,17 @@ def test_common_layout_keys_are_in_canonical_order() -> None:
     """The common layout writes its members in this fixed order: it must be the sorted one."""
     assert list(_COMMON_ORDER) == sorted(_COMMON_ORDER)
     assert frozenset(_COMMON_ORDER) == _COMMON_KEYS
+
+
+@pytest.mark.parametrize("version", ["1", "11"])
+def test_content_hash_when_a_cut_member_also_occurs_inside_content(version: str) -> None:
+    """The given-ID path cuts hashes/signatures/unsigned out of the stored bytes by search; a
+    copy of one inside the content makes the place ambiguous, and the plain way is taken."""
+    pdu = make_pdu(version, unsigned={"age": 1})
+    pdu["content"] = {"a": 1, "signatures": pdu["signatures"], "unsigned": {"age": 1}}
+    pdu["hashes"] = {"sha256": unpadded_base64(content_hash(pdu))}
+    if version == "11":
+        pdu["event_id"] = "$given"
+    event, digest = Event.from_pdu_with_content_hash(pdu, version, trusted=version == "11")
+    assert digest == content_hash(event.to_pdu())
+    assert unpadded_base64(digest) == pdu["hashes"]["sha256"]

@@ -39,6 +39,7 @@ from .canonical_json import (
     FrozenDict,
     JsonValue,
     check_json,
+    encode_canonical_json,
     encode_canonical_parts,
     encode_canonical_text,
     encode_json_string,
@@ -500,7 +501,6 @@ def _parse(
     auth_limit = None if backfilled else MAX_AUTH_EVENTS
     prev_ids = _edges(pdu, "prev_events", rv, prev_limit, byte_limits)
     auth_ids = _edges(pdu, "auth_events", rv, auth_limit, byte_limits)
-    v1_edges = rv.event_format is _V1_FORMAT
 
     trusted = trusted_id is not None
     hashes = pdu.get("hashes")
@@ -552,59 +552,58 @@ def _parse(
     elif trusted_id is not None and server_assigned and "event_id" not in pdu:
         pdu = {**pdu, "event_id": trusted_id}
 
-    # Canonical JSON from parts (see the docstring): one member per key of the stored PDU. The
-    # values checked above have known types; the rest go through the generic encoder.
-    try:
-        members = {
-            "type": '"type":' + _quote(event_type),
-            "sender": '"sender":' + _quote(sender),
-            "content": '"content":' + _encode_text(raw_content),
-            "depth": '"depth":' + str(depth),
-            "origin_server_ts": '"origin_server_ts":' + str(origin_server_ts),
-            "prev_events": '"prev_events":'
-            + (_encode_text(pdu["prev_events"]) if v1_edges else _id_list_text(prev_ids)),
-            "auth_events": '"auth_events":'
-            + (_encode_text(pdu["auth_events"]) if v1_edges else _id_list_text(auth_ids)),
-        }
-        if room_id is not None:
-            members["room_id"] = '"room_id":' + _quote(room_id)
-        if state_key is not None:
-            members["state_key"] = '"state_key":' + _quote(state_key)
-        if not v11_rules and "redacts" in pdu:
-            members["redacts"] = '"redacts":' + ("null" if redacts is None else _quote(redacts))
-        if "event_id" in pdu:
-            members["event_id"] = '"event_id":' + _value_text(pdu["event_id"])
-        for key in others:
-            prefix = _MEMBER_PREFIX.get(key) or _quote(key) + ":"
-            members[key] = prefix + _value_text(pdu[key])
-        members = {k: members[k] for k in sorted(members)}
-        full_text = "{" + ",".join(members.values()) + "}"
-        pdu_json = full_text.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as err:
-        # The messages of the plain encoder, which fails on the same values.
-        raise _bad(f"cannot encode as canonical JSON: {err}") from err
-    if len(pdu_json) > MAX_EVENT_SIZE:
-        raise _bad(f"the event is larger than {MAX_EVENT_SIZE} bytes ({len(pdu_json)})")
-
     digest: bytes | None = None
-    if with_content_hash:
-        # Server-server API "Calculating the content hash for an event": the stored PDU
-        # without hashes, signatures and unsigned (hashes.py rule 1).
-        hashed = [m for k, m in members.items() if k not in _UNSIGNED_PARTS]
-        digest = hashlib.sha256(("{" + ",".join(hashed) + "}").encode("utf-8")).digest()
-
-    if trusted_id is not None:
-        event_id = trusted_id
-        if server_assigned and pdu.get("event_id") not in (
-            None,
-            trusted_id,
-        ):
-            raise _bad("the trusted event ID differs from the PDU's 'event_id'")
-    elif server_assigned:
-        event_id = _string(pdu, "event_id", byte_limits)
-        if not event_id.startswith("$") or ":" not in event_id:
-            raise _bad("'event_id' must have the form $opaque:domain")
+    if trusted_id is not None or server_assigned:
+        # The ID is given, not computed: no redacted form to hash. The stored PDU in one
+        # encoding (the content hash, if asked, is cut out of it).
+        pdu_json = encode_canonical_json(pdu)
+        if len(pdu_json) > MAX_EVENT_SIZE:
+            raise _bad(f"the event is larger than {MAX_EVENT_SIZE} bytes ({len(pdu_json)})")
+        if with_content_hash:
+            digest = _content_hash_cut(pdu_json, pdu)
+        if trusted_id is not None:
+            event_id = trusted_id
+            if server_assigned and pdu.get("event_id") not in (None, trusted_id):
+                raise _bad("the trusted event ID differs from the PDU's 'event_id'")
+        else:
+            event_id = _string(pdu, "event_id", byte_limits)
+            if not event_id.startswith("$") or ":" not in event_id:
+                raise _bad("'event_id' must have the form $opaque:domain")
     else:
+        # RV 3+ network input: canonical JSON from parts (see the docstring), one member per
+        # key of the stored PDU. The values checked above have known types; the rest go
+        # through the generic encoder.
+        try:
+            members = {
+                "type": '"type":' + _quote(event_type),
+                "sender": '"sender":' + _quote(sender),
+                "content": '"content":' + _encode_text(raw_content),
+                "depth": '"depth":' + str(depth),
+                "origin_server_ts": '"origin_server_ts":' + str(origin_server_ts),
+                "prev_events": '"prev_events":' + _id_list_text(prev_ids),
+                "auth_events": '"auth_events":' + _id_list_text(auth_ids),
+            }
+            if room_id is not None:
+                members["room_id"] = '"room_id":' + _quote(room_id)
+            if state_key is not None:
+                members["state_key"] = '"state_key":' + _quote(state_key)
+            if not v11_rules and "redacts" in pdu:
+                members["redacts"] = '"redacts":' + ("null" if redacts is None else _quote(redacts))
+            for key in others:
+                prefix = _MEMBER_PREFIX.get(key) or _quote(key) + ":"
+                members[key] = prefix + _value_text(pdu[key])
+            members = {k: members[k] for k in sorted(members)}
+            pdu_json = ("{" + ",".join(members.values()) + "}").encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as err:
+            # The messages of the plain encoder, which fails on the same values.
+            raise _bad(f"cannot encode as canonical JSON: {err}") from err
+        if len(pdu_json) > MAX_EVENT_SIZE:
+            raise _bad(f"the event is larger than {MAX_EVENT_SIZE} bytes ({len(pdu_json)})")
+        if with_content_hash:
+            # Server-server API "Calculating the content hash for an event": the stored PDU
+            # without hashes, signatures and unsigned (hashes.py rule 1).
+            hashed_text = ",".join([m for k, m in members.items() if k not in _UNSIGNED_PARTS])
+            digest = hashlib.sha256(("{" + hashed_text + "}").encode("utf-8")).digest()
         # Reference hash ("Calculating the reference hash for an event"): the members redaction
         # keeps but signatures, with the redacted content (redaction.py rules 1-2).
         rules = rv.redaction_rules
@@ -644,6 +643,30 @@ def _parse(
         pdu_json,
     )
     return event, digest
+
+
+def _content_hash_cut(pdu_json: bytes, pdu: Mapping[str, Any]) -> bytes:
+    """The content hash of the stored PDU ``pdu`` whose canonical JSON is ``pdu_json``.
+
+    Server-server API "Calculating the content hash for an event" (hashes.py rule 1): SHA-256
+    of the canonical JSON without ``hashes``, ``signatures`` and ``unsigned``. Canonical JSON
+    writes an object as its members, sorted and joined by commas, so those bytes are
+    ``pdu_json`` with the three members cut out. Each is encoded on its own (they are small)
+    and found by search: never first (``auth_events`` sorts before them), so preceded by a
+    comma. When one does not occur exactly once (an equal text nested elsewhere could be
+    taken for it) the hash is computed the plain way.
+    """
+    out = pdu_json
+    for name, tag in _UNSIGNED_TAGS:
+        if name not in pdu:
+            continue
+        member = tag + encode_canonical_json(pdu[name])
+        at = out.find(member)
+        if at < 0 or out.find(member, at + 1) >= 0:
+            hashed = {k: v for k, v in pdu.items() if k not in _UNSIGNED_PARTS}
+            return hashlib.sha256(encode_canonical_json(hashed)).digest()
+        out = out[:at] + out[at + len(member) :]
+    return hashlib.sha256(out).digest()
 
 
 def _parse_common(
@@ -845,5 +868,9 @@ def _value_text(value: object) -> str:
     return _quote(value) if type(value) is str else _encode_text(value)
 
 
+# The members the content hash leaves out, each with the bytes that start it after a comma.
+_UNSIGNED_TAGS = tuple(
+    (k, b',"' + k.encode() + b'":') for k in ("hashes", "signatures", "unsigned")
+)
 # "key": of the members most PDUs carry beyond the ones checked field by field.
 _MEMBER_PREFIX = {k: encode_json_string(k) + ":" for k in ("hashes", "signatures", "unsigned")}
