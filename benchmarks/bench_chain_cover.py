@@ -276,67 +276,86 @@ def _event(spec: Spec, depth: int, prev: list[str], content: dict[str, Any]) -> 
     return Event.from_trusted_pdu(pdu, V, event_id=event_id)
 
 
-def forked_room(members: int) -> tuple[list[Event], dict[str, Any]]:
-    """The members room as events, forked twice; the inputs of the timed queries."""
-    specs, state = member_room(members)
-    events = [_event(s, d, [specs[d - 2][0]] if d > 1 else [], {}) for d, s in enumerate(specs, 1)]
-    top, depth = specs[-1][0], len(specs)
-    pl = state[("m.room.power_levels", "")]
-    users = sorted(k for k in state if k[0] == "m.room.member" and k[1] != ADMIN)
-    sides: dict[str, list[str]] = {}
-    for side in ("a", "b"):  # the big fork: new power levels and 50 leaves per side
-        side_pl = f"$pl_{side}"
-        events.append(
-            _event(
-                (side_pl, "m.room.power_levels", "", ("$create", pl, "$admin")),
-                depth + 1,
-                [top],
-                {"side": side},
-            )
-        )
-        changed = [side_pl]
-        offset = 0 if side == "a" else 50
-        for k in range(50):
-            key = users[(k + offset) * len(users) // 100]
-            leave = f"$leave_{side}{k}"
-            spec = (leave, "m.room.member", key[1], ("$create", side_pl, state[key]))
-            events.append(_event(spec, depth + 2 + k, [changed[-1]], {"membership": "leave"}))
-            changed.append(leave)
-        sides[side] = changed
-    small_topic = ("$small_topic", "m.room.topic", "", ("$create", pl, "$admin"))
-    key = users[len(users) // 3]
-    small_leave = ("$small_leave", "m.room.member", key[1], ("$create", pl, state[key]))
-    events.append(_event(small_topic, depth + 1, [top], {"topic": "x"}))
-    events.append(_event(small_leave, depth + 1, [top], {"membership": "leave"}))
-    full: dict[str, dict[tuple[str, str], str]] = {}
-    for side in ("a", "b"):
-        full[side] = dict(state)
-        for e in events[-110:]:
-            if e.event_id in sides[side] and e.state_tuple is not None:
-                full[side][e.state_tuple] = e.event_id
-    shared = {v for k, v in state.items() if full["a"][k] == v and full["b"][k] == v}
-    extra = [sorted(set(full[x].values()) - shared) for x in ("a", "b")]
-    state_ids = sorted(state.values())
-    small_shared = set(state.values()) - {state[("m.room.topic", "")], state[key]}
-    small_extra = [
-        [small_topic[0], state[key]],
-        [state[("m.room.topic", "")], small_leave[0]],
-    ]
-    replaced = {state[k] for k in full["a"] if full["a"][k] != full["b"][k]}
-    conflicted = {i for x in extra for i in x} | replaced
-    rng = random.Random(2)
-    singles = rng.sample([s[0] for s in specs], 1000)
-    inputs = {
-        "state_ids": state_ids,
+def _fork(
+    events: list[Event],
+    state: dict[tuple[str, str], str],
+    leavers: list[tuple[str, str]],
+    name: str,
+    pl_every: int,
+) -> dict[tuple[str, str], str]:
+    """One side of a fork from the end of ``events``: new power levels, then ``leavers`` leave
+    (new power levels again every ``pl_every`` leaves); the side's state."""
+    top, depth = events[-1].event_id, events[-1].depth
+    side = dict(state)
+    pl_key = ("m.room.power_levels", "")
+    for k, key in enumerate(leavers):
+        if k % pl_every == 0:
+            pl = f"$pl_{name}{k}"
+            spec = (pl, "m.room.power_levels", "", ("$create", side[pl_key], "$admin"))
+            depth += 1
+            events.append(_event(spec, depth, [top], {"fork": name, "k": k}))
+            side[pl_key] = top = pl
+        leave = f"$leave_{name}{k}"
+        spec = (leave, "m.room.member", key[1], ("$create", side[pl_key], side[key]))
+        depth += 1
+        events.append(_event(spec, depth, [top], {"membership": "leave"}))
+        side[key] = top = leave
+    return side
+
+
+def _resolution_inputs(sides: list[dict[tuple[str, str], str]]) -> dict[str, Any]:
+    """What state resolution passes for these state sets: the unconflicted values
+    (``shared``), each side's conflicted values (``extra``), the conflicted set; and each
+    side's whole state (``full``)."""
+    keys = set(sides[0]).union(*sides[1:])
+    shared = {sides[0][k] for k in keys if all(s.get(k) == sides[0].get(k) for s in sides)}
+    extra = [sorted(set(s.values()) - shared) for s in sides]
+    return {
         "shared": shared,
         "extra": extra,
-        "small_shared": small_shared,
-        "small_extra": small_extra,
-        "full_a": sorted(full["a"].values()),
-        "full_b": sorted(full["b"].values()),
-        "conflicted": sorted(conflicted),
-        "singles": singles,
+        "conflicted": sorted({i for x in extra for i in x}),
+        "full": [sorted(s.values()) for s in sides],
     }
+
+
+def forked_room(members: int) -> tuple[list[Event], dict[str, Any]]:
+    """The members room as events, forked three ways from its end; the query inputs.
+
+    Forks (each side forks from the room's last event): *small* (a topic change against a
+    leave), *big* (per side, new power levels and 50 leaves), *wide* (per side, 1,000 leaves
+    (or a tenth of the members) with new power levels every 100: state resolution's heavy
+    case).
+    """
+    specs, state = member_room(members)
+    events = [_event(s, d, [specs[d - 2][0]] if d > 1 else [], {}) for d, s in enumerate(specs, 1)]
+    end = len(events)
+    users = sorted(k for k in state if k[0] == "m.room.member" and k[1] != ADMIN)
+    inputs: dict[str, Any] = {}
+    n = len(users)
+    wide = min(1000, n // 10)
+    spread = [users[k * n // 100] for k in range(100)]
+    shapes = {
+        "big": (spread[:50], spread[50:], 50),
+        "wide": (users[0 : 2 * wide : 2], users[1 : 2 * wide : 2], 100),
+    }
+    for fork, (left_a, left_b, every) in shapes.items():
+        sides = []
+        for name, leavers in ((f"{fork}a", left_a), (f"{fork}b", left_b)):
+            branch = events[:end]
+            sides.append(_fork(branch, state, leavers, name, every))
+            events.extend(branch[end:])
+        inputs[fork] = _resolution_inputs(sides)
+    pl = state[("m.room.power_levels", "")]
+    topic_key = ("m.room.topic", "")
+    key = users[n // 3]
+    topic = ("$small_topic", *topic_key, ("$create", pl, "$admin"))
+    leave = ("$small_leave", *key, ("$create", pl, state[key]))
+    events.append(_event(topic, end + 1, [specs[-1][0]], {"topic": "x"}))
+    events.append(_event(leave, end + 1, [specs[-1][0]], {"membership": "leave"}))
+    inputs["small"] = _resolution_inputs([{**state, topic_key: topic[0]}, {**state, key: leave[0]}])
+    inputs["state_ids"] = sorted(state.values())
+    rng = random.Random(2)
+    inputs["singles"] = rng.sample([s[0] for s in specs], 1000)
     return events, inputs
 
 
@@ -349,25 +368,30 @@ def query_rows(members: int, old_cover: ModuleType, old_ac: ModuleType, repeat: 
         store.add_events(events)
         stores[name] = store
     acs = {"before": old_ac, "after": new_ac}
+
+    def split(fork: str) -> Callable[[Any, MemoryStore], object]:
+        i = q[fork]
+        return lambda ac, s: ac.auth_chain_difference_split(s, i["shared"], i["extra"])
+
+    def subgraph(fork: str) -> Callable[[Any, MemoryStore], object]:
+        i = q[fork]
+        return lambda ac, s: ac.conflicted_subgraph(s, i["conflicted"])
+
     cases: list[tuple[str, Callable[[Any, MemoryStore], object]]] = [
         ("auth_chain_ids(whole state)", lambda ac, s: ac.auth_chain_ids(s, q["state_ids"])),
         (
             "auth_chain_ids(1 event) x1000",
             lambda ac, s: [ac.auth_chain_ids(s, [i]) for i in q["singles"]],
         ),
+        ("difference_split(small fork: topic vs leave)", split("small")),
+        ("difference_split(big fork: PL + 50 leaves/side)", split("big")),
+        ("difference_split(wide fork: 1000 leaves/side)", split("wide")),
         (
-            "difference_split(big fork: PL+50 leaves/side)",
-            lambda ac, s: ac.auth_chain_difference_split(s, q["shared"], q["extra"]),
+            "auth_chain_difference(big fork, whole state sets)",
+            lambda ac, s: ac.auth_chain_difference(s, q["big"]["full"]),
         ),
-        (
-            "difference_split(small fork: topic vs leave)",
-            lambda ac, s: ac.auth_chain_difference_split(s, q["small_shared"], q["small_extra"]),
-        ),
-        (
-            "auth_chain_difference(whole state sets)",
-            lambda ac, s: ac.auth_chain_difference(s, [q["full_a"], q["full_b"]]),
-        ),
-        ("conflicted_subgraph(big fork)", lambda ac, s: ac.conflicted_subgraph(s, q["conflicted"])),
+        ("conflicted_subgraph(big fork)", subgraph("big")),
+        ("conflicted_subgraph(wide fork)", subgraph("wide")),
     ]
     rows = []
     for label, fn in cases:

@@ -140,18 +140,22 @@ class ChainCoverIndex:
         # Kept sorted as they are made (an event is indexed at its chain's tip, so each new
         # link goes at the end, after ties on its origin sequence).
         links = self._links
-        return {c: tuple(links[c]) for c in chain_ids if links.get(c)}
+        out: dict[int, tuple[ChainLink, ...]] = {}
+        for c in chain_ids:
+            got = links.get(c)
+            if got:
+                out[c] = tuple(got)
+        return out
 
     def members(self, ranges: Mapping[int, tuple[int, int]]) -> dict[int, tuple[str, ...]]:
         """For each ``chain: (low, high)``, its events with ``low < sequence <= high``."""
         out: dict[int, tuple[str, ...]] = {}
+        members_of = self._members
         for chain, (low, high) in ranges.items():
-            chain_members = self._members.get(chain)
-            if chain_members is None:
+            chain_members = members_of.get(chain)
+            if chain_members is None or high <= max(low, 0) or low >= len(chain_members):
                 continue
-            got = chain_members[max(low, 0) : max(high, 0)]
-            if got:
-                out[chain] = tuple(got)
+            out[chain] = tuple(chain_members[max(low, 0) : high])
         return out
 
     def reverse_links(

@@ -389,13 +389,31 @@ class _Reach:
         self.dirty: set[int] = set()
 
     def start(self, pos: ChainPosition, *, inclusive: bool) -> None:
-        c, s = pos.chain_id, pos.sequence
-        r = s if inclusive else s - 1
-        if r > self.reach.get(c, 0):
-            self.reach[c] = r
-        if s > self.stand.get(c, 0):
-            self.stand[c] = s
-            self.dirty.add(c)
+        self.start_all((pos,), inclusive=inclusive)
+
+    def start_all(self, positions: Collection[ChainPosition], *, inclusive: bool) -> None:
+        """Start from every position (one loop, positions unpacked as tuples)."""
+        reach, stand, dirty = self.reach, self.stand, self.dirty
+        less = 0 if inclusive else 1
+        if not stand:
+            # A fresh walk from events on distinct chains (the usual state set): build the
+            # dictionaries at C speed.
+            fresh = dict(positions)
+            if len(fresh) == len(positions):
+                stand.update(fresh)
+                dirty.update(fresh)
+                if less:
+                    reach.update({c: s - 1 for c, s in fresh.items() if s > 1})
+                else:
+                    reach.update(fresh)
+                return
+        for c, s in positions:
+            r = s - less
+            if r > reach.get(c, 0):
+                reach[c] = r
+            if s > stand.get(c, 0):
+                stand[c] = s
+                dirty.add(c)
 
 
 def _materialize(
@@ -407,25 +425,27 @@ def _materialize(
     even if the links had a cycle.
     """
     while any(w.dirty for w in walks):
-        need = sorted({c for w in walks for c in w.dirty if c not in links})
+        need = sorted({c for w in walks for c in w.dirty}.difference(links))
         if need:
             got = store.get_chain_links(need)
-            for c in need:
-                links[c] = got.get(c, ())
+            links.update(got)
+            if len(got) < len(need):
+                links.update(dict.fromkeys(set(need).difference(got.keys()), ()))
         for w in walks:
-            batch = sorted(w.dirty)
-            w.dirty = set()
+            batch = w.dirty
+            w.dirty = dirty = set()
+            reach, stand = w.reach, w.stand
             for c in batch:
-                stand = w.stand[c]
-                for link in links[c]:
-                    if link.origin_sequence > stand:
-                        continue
-                    tc, ts = link.target_chain_id, link.target_sequence
-                    if ts > w.reach.get(tc, 0):
-                        w.reach[tc] = ts
-                    if ts > w.stand.get(tc, 0):
-                        w.stand[tc] = ts
-                        w.dirty.add(tc)
+                here = stand[c]
+                # Links come sorted by origin (ChainIndexReader): stop at the first above.
+                for origin, tc, ts in links[c]:
+                    if origin > here:
+                        break
+                    if ts > reach.get(tc, 0):  # (reach never exceeds stand)
+                        reach[tc] = ts
+                        if ts > stand.get(tc, 0):
+                            stand[tc] = ts
+                            dirty.add(tc)
 
 
 def _members(store: ChainIndexReader, ranges: Mapping[int, tuple[int, int]]) -> set[str]:
@@ -449,9 +469,8 @@ def _split(
     """
     ids = event_ids if isinstance(event_ids, (set, frozenset)) else set(event_ids)
     positions = store.get_chain_positions(ids)
-    for pos in positions.values():
-        walk.start(pos, inclusive=inclusive)
-    rest = sorted(i for i in ids if i not in positions)
+    walk.start_all(positions.values(), inclusive=inclusive)
+    rest = sorted(ids.difference(positions.keys())) if len(positions) < len(ids) else []
     given = dict(store.get_facts(rest)) if rest else {}
     unindexed: set[str] = set()
     if inclusive:
@@ -529,12 +548,7 @@ def _split_difference(
     ]
     links: dict[int, tuple[ChainLink, ...]] = {}
     _materialize(store, walks, links)
-    candidates: dict[int, tuple[int, int]] = {}
-    for c in sorted({c for w in walks for c in w.reach}):
-        values = [w.reach.get(c, 0) for w in walks]
-        low, high = min(values), max(values)
-        if high > low:
-            candidates[c] = (low, high)
+    candidates = _candidates([w.reach for w in walks])
     loose = set().union(*loose_sets) - set(loose_sets[0]).intersection(*loose_sets[1:])
     if not candidates and not loose:
         return frozenset()
@@ -550,9 +564,10 @@ def _split_difference(
         if candidates:
             budget = _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE
             search = _UpwardSearch(store, shared, budget)
-            candidates = _drop_below_shared(
+            candidates, known = _drop_below_shared(
                 store, search, candidates, below, links, inclusive=inclusive
             )
+            loose |= known
     else:
         loose -= _split(store, shared, inclusive=inclusive, walk=below)[0]
         _materialize(store, [below], links)
@@ -570,11 +585,36 @@ _UPWARD_BUDGET_BASE = 4096
 _NO_SEQUENCE = 1 << 62  # above every sequence
 
 
+def _candidates(reaches: Sequence[Mapping[int, int]]) -> dict[int, tuple[int, int]]:
+    """Per chain, the lowest and highest of the walks' reaches (0 where a walk does not reach
+    the chain), for the chains where they differ: the members in ∪A(Xᵢ) − ∩A(Xᵢ)."""
+    candidates: dict[int, tuple[int, int]] = {}
+    if len(reaches) == 2:  # the usual fork: one pass over each walk, no per-chain list
+        first, second = reaches
+        for c, x in first.items():
+            y = second.get(c, 0)
+            if x != y:
+                candidates[c] = (x, y) if x < y else (y, x)
+        for c, y in second.items():
+            if c not in first and y > 0:
+                candidates[c] = (0, y)
+        return candidates
+    for c in sorted({c for r in reaches for c in r}):
+        values = [r.get(c, 0) for r in reaches]
+        low, high = min(values), max(values)
+        if high > low:
+            candidates[c] = (low, high)
+    return candidates
+
+
 def _above(candidates: Mapping[int, tuple[int, int]], below: _Reach) -> dict[int, tuple[int, int]]:
     """The candidate ranges with what ``below`` reaches cut off (empty ranges dropped)."""
     out: dict[int, tuple[int, int]] = {}
+    reach = below.reach
     for c, (low, high) in candidates.items():
-        low = max(low, below.reach.get(c, 0))
+        got = reach.get(c, 0)
+        if got > low:
+            low = got
         if high > low:
             out[c] = (low, high)
     return out
@@ -599,27 +639,38 @@ class _UpwardSearch:
     so skipping tested members loses nothing.
     """
 
-    def __init__(self, store: _ReverseStore, shared: Collection[str], budget: int) -> None:
+    def __init__(self, store: _ReverseStore, shared: AbstractSet[str], budget: int) -> None:
         self.store = store
         self.shared = shared
         self.budget = budget
         self.work = 0
         self.tested: dict[int, int] = {}
         self.clear: dict[int, int] = {}
+        # The members read by the first level: chain -> (low, members above low), so a chain
+        # closed there needs no second read for the answer.
+        self.seen: dict[int, tuple[int, tuple[str, ...]]] = {}
 
-    def _hits(self, ranges: Mapping[int, tuple[int, int]]) -> list[ChainPosition]:
+    def _hits(
+        self, ranges: Mapping[int, tuple[int, int]], *, keep: bool = False
+    ) -> list[ChainPosition]:
         """Compare the members of ``ranges`` with the shared events (one round trip); the
-        highest shared member of each chain that has one."""
+        highest shared member of each chain that has one. With ``keep``, remember the
+        members read (``seen``)."""
         shared, tested = self.shared, self.tested
         hits: list[ChainPosition] = []
-        for c, ids in sorted(self.store.get_chain_members(ranges).items()):
-            self.work += len(ids)
-            top = 0
-            for k, event_id in enumerate(ids, start=ranges[c][0] + 1):
-                if event_id in shared:
-                    top = k
-            if top:
-                hits.append(ChainPosition(c, top))
+        work = 0
+        got = self.store.get_chain_members(ranges)
+        if keep:
+            self.seen = {c: (ranges[c][0], ids) for c, ids in got.items()}
+        for c, ids in got.items():
+            work += len(ids)
+            if shared.isdisjoint(ids):  # (C speed: most chains above a fork share nothing)
+                continue
+            k = len(ids) - 1
+            while ids[k] not in shared:
+                k -= 1
+            hits.append(ChainPosition(c, ranges[c][0] + 1 + k))
+        self.work += work
         for c, (low, _) in ranges.items():
             tested[c] = low + 1
         return hits
@@ -639,7 +690,7 @@ class _UpwardSearch:
             for c, (m, _) in starts.items()
             if m < tested.get(c, _NO_SEQUENCE)
         }
-        hits = self._hits(ranges) if ranges else []
+        hits = self._hits(ranges, keep=True) if ranges else []
         hit_chains = {h.chain_id for h in hits}
         follow = {
             c: (f - 1, clear.get(c, _NO_SEQUENCE) - 1)
@@ -648,13 +699,16 @@ class _UpwardSearch:
         }
         into = self.store.get_chain_reverse_links(follow) if follow else {}
         closed: list[int] = []
-        for c, (low, _) in sorted(follow.items()):
-            if c not in into:
+        work = 0
+        for c, (low, _) in follow.items():
+            got = into.get(c)
+            if got is None:
                 closed.append(c)
                 if low + 1 < clear.get(c, _NO_SEQUENCE):
                     clear[c] = low + 1
             else:
-                self.work += len(into[c])
+                work += len(got)
+        self.work += work
         return hits, closed
 
     def walk(self, chain: int, member_from: int, link_from: int) -> list[ChainPosition]:
@@ -677,7 +731,7 @@ class _UpwardSearch:
         while todo:
             ranges = {
                 c: (m - 1, tested.get(c, _NO_SEQUENCE) - 1)
-                for c, (m, _) in sorted(todo.items())
+                for c, (m, _) in todo.items()
                 if m < tested.get(c, _NO_SEQUENCE)
             }
             if ranges:
@@ -685,17 +739,19 @@ class _UpwardSearch:
                 if hits:
                     return hits
             follow: dict[int, tuple[int, int]] = {}
-            for c, (_, f) in sorted(todo.items()):
-                known = min(clear.get(c, _NO_SEQUENCE), opened.get(c, _NO_SEQUENCE))
+            for c, (_, f) in todo.items():
+                known = clear.get(c, _NO_SEQUENCE)
+                was = opened.get(c, _NO_SEQUENCE)
+                if was < known:
+                    known = was
                 if f < known:
                     follow[c] = (f - 1, known - 1)
                     opened[c] = f
             todo = {}
             if follow:
-                for _, into in sorted(store.get_chain_reverse_links(follow).items()):
+                for into in store.get_chain_reverse_links(follow).values():
                     self.work += len(into)
-                    for r in into:
-                        o, q = r.origin_chain_id, r.origin_sequence
+                    for _, o, q in into:
                         seen = todo.get(o)
                         if seen is None or q < seen[0]:
                             todo[o] = (q, q)
@@ -715,8 +771,9 @@ def _drop_below_shared(
     links: dict[int, tuple[ChainLink, ...]],
     *,
     inclusive: bool,
-) -> dict[int, tuple[int, int]]:
-    """The candidate ranges without the events in A(U), U the shared events.
+) -> tuple[dict[int, tuple[int, int]], set[str]]:
+    """The candidate ranges without the events in A(U), U the shared events; and members of
+    such ranges already read (those ranges left out).
 
     A(U) meets each chain in a prefix (chains are auth paths), so per chain it is enough to
     find the lowest candidate not in A(U). For chain c, take the lowest candidate x not yet
@@ -737,6 +794,7 @@ def _drop_below_shared(
     reachable from them, in O(longest link path) round trips.
     """
     out: dict[int, tuple[int, int]] = {}
+    known: set[str] = set()
     try:
         # The first level of every search at once: most candidates of a fork are new events
         # with no link into their chain above them, whose search ends there.
@@ -747,8 +805,14 @@ def _drop_below_shared(
             for pos in found:
                 below.start(pos, inclusive=inclusive)
             _materialize(store, [below], links)
-        for c in closed:
-            out[c] = pending.pop(c)  # nothing shared above its lowest candidate
+        seen = search.seen
+        for c in closed:  # nothing shared above its lowest candidate
+            low, high = pending.pop(c)
+            read = seen.get(c)
+            if read is not None and read[0] <= low and read[0] + len(read[1]) >= high:
+                known.update(read[1][low - read[0] : high - read[0]])
+            else:
+                out[c] = (low, high)
         for c, (low, high) in sorted(pending.items()):
             while True:
                 low = max(low, below.reach.get(c, 0))
@@ -767,8 +831,8 @@ def _drop_below_shared(
         for pos in positions.values():
             below.start(pos, inclusive=inclusive)
         _materialize(store, [below], links)
-        return _above(candidates, below)
-    return out
+        return _above(candidates, below), set()
+    return out, known
 
 
 def _indexed_conflicted_subgraph(
@@ -784,22 +848,23 @@ def _indexed_conflicted_subgraph(
     # Forwards: per chain, the lowest sequence that has a conflicted event in its closure
     # (inclusive), over the links just read (every path inside the closure uses only them).
     lowest: dict[int, int] = {}
-    for pos in positions.values():
-        if pos.sequence < lowest.get(pos.chain_id, pos.sequence + 1):
-            lowest[pos.chain_id] = pos.sequence
-    reverse: dict[int, list[tuple[int, ChainLink]]] = {}
-    for c in sorted(links):
-        for link in links[c]:
-            reverse.setdefault(link.target_chain_id, []).append((c, link))
+    for c, s in positions.values():
+        if s < lowest.get(c, s + 1):
+            lowest[c] = s
+    reverse: dict[int, list[tuple[int, int, int]]] = {}  # target chain -> (ts, origin, os)
+    for c, chain_links in links.items():
+        for origin_seq, target_chain, target_seq in chain_links:
+            into = reverse.get(target_chain)
+            if into is None:
+                into = reverse[target_chain] = []
+            into.append((target_seq, c, origin_seq))
     dirty = sorted(lowest)
     while dirty:
         target_chain = dirty.pop()
         low = lowest[target_chain]
-        for origin_chain, link in reverse.get(target_chain, ()):
-            if link.target_sequence >= low and link.origin_sequence < lowest.get(
-                origin_chain, link.origin_sequence + 1
-            ):
-                lowest[origin_chain] = link.origin_sequence
+        for target_seq, origin_chain, origin_seq in reverse.get(target_chain, ()):
+            if target_seq >= low and origin_seq < lowest.get(origin_chain, origin_seq + 1):
+                lowest[origin_chain] = origin_seq
                 dirty.append(origin_chain)
     ranges = {c: (lowest[c] - 1, back.reach[c]) for c in sorted(lowest) if c in back.reach}
     sub = _members(store, ranges)
