@@ -441,12 +441,14 @@ def _parse(
 
     The general parser: every PDU shape, every refusal worded. The checks are those of
     :func:`~eventgraph.events._reference.parse_reference`, in the same order. The encodings
-    differ in how, not in what: canonical JSON writes an object as its members (``"key":value``)
-    sorted by key and joined by commas, so each top-level member is encoded once and the full
-    PDU (size limit, storage), the redacted form (reference hash, event ID) and the form
-    without ``hashes``/``signatures``/``unsigned`` (content hash) are joins of the same parts.
-    Only a redacted ``content`` that differs from the content is encoded again (small: the kept
-    keys). Property tests hold the events, the bytes and the refusals equal to the reference.
+    differ in how, not in what. When the ID is computed (RV 3+ network input): canonical JSON
+    writes an object as its members (``"key":value``) sorted by key and joined by commas, so
+    each top-level member is encoded once and the full PDU (size limit, storage), the redacted
+    form (reference hash, event ID) and the form without ``hashes``/``signatures``/``unsigned``
+    (content hash) are joins of the same parts; only a redacted ``content`` that differs from
+    the content is encoded again (small: the kept keys). When the ID is given (RV 1–2, trusted
+    import) the stored PDU is one encoding and the content hash is cut out of it. Property
+    tests hold the events, the bytes and the refusals equal to the reference.
     """
     if type(pdu) is not dict and not isinstance(pdu, Mapping):
         raise _bad("a PDU must be a JSON object")
@@ -753,7 +755,12 @@ def _parse_common(
         return None
     strict = rv.strict_canonical_json
     try:
-        content = freeze_json(raw_content, strict=strict, where="content")
+        for key, value in raw_content.items():
+            if type(value) is not str or type(key) is not str:
+                content = freeze_json(raw_content, strict=strict, where="content")
+                break
+        else:  # a flat object of strings (most contents): freeze_json's own shortcut, inline
+            content = FrozenDict(raw_content)
         if strict:
             if len(hashes) != 1:
                 check_json(hashes, strict=True, where="hashes")
@@ -770,9 +777,10 @@ def _parse_common(
             hashes_text = ',"hashes":{"sha256":' + _quote(hashes["sha256"]) + "}"
         else:
             hashes_text = ',"hashes":' + _encode_text(hashes)
+        # (Usually one prev event: quoted directly.)
+        prev_text = _quote(prev[0]) if len(prev) == 1 else ",".join(map(_quote, prev))
         middle = (
-            f',"origin_server_ts":{origin_server_ts}'
-            f',"prev_events":[{",".join(map(_quote, prev))}]'
+            f',"origin_server_ts":{origin_server_ts},"prev_events":[{prev_text}]'
             f',"room_id":{_quote(room_id)},"sender":{_quote(sender)}'
         )
         tail = ',"type":' + _quote(event_type)
