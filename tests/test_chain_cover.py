@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventgraph import Event, MemoryStore
+from eventgraph import Event, MemoryStore, SqliteStore
 from eventgraph import chain_cover as cc
 from eventgraph.chain_cover import ChainCoverIndex, IndexedEvent
 from eventgraph.graph import auth_chain_difference, auth_chain_ids
 from eventgraph.protocols import ChainLink, ChainPosition, ChainReverseLink
+from eventgraph.stores import _sqlite_chain
 from eventgraph.testing import CountingStore, RoomDag, make_event, room_dags
 
 BOB, ALICE = "@creator:test", "@alice:test"
@@ -474,3 +477,50 @@ def test_a_cached_walk_counts_the_links_its_chains_gain() -> None:
             links[2].append(ChainLink(9 + len(links[2]), 6, len(links[2]) + 1))
             index._made += 1
         assert not want  # 3 + 3 + 3 (stale) + 1 > 9 after the first growth
+
+
+def _mixed_batches(seed: int, n: int = 120, batches: int = 10) -> list[list[Event]]:
+    """State and non-state events in two rooms, auth events drawn among earlier events of
+    either kind and room (a message or a foreign event named as an auth event), shuffled so
+    auth events often arrive later, cut into batches."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for i in range(n):
+        room = "!a:test" if rng.random() < 0.85 else "!b:test"
+        auth = rng.sample([e.event_id for e in events], min(len(events), rng.randrange(4)))
+        state = rng.random() < 0.7
+        events.append(
+            make_event(
+                f"$e{i}",
+                room_id=room,
+                auth=auth,
+                state_key=f"k{rng.randrange(5)}" if state else None,
+                depth=i + 1,
+            )
+        )
+    rng.shuffle(events)
+    size = -(-n // batches)
+    return [events[i : i + size] for i in range(0, n, size)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sqlite_cache_catches_up_with_another_connections_writes(tmp_path: Path, seed: int) -> None:
+    """Two SqliteStores take turns writing one file: after its first write, each catches its
+    cached index up with the other's events instead of replaying every stored event, and
+    holds exactly the index a replay builds (the tables agree with it too)."""
+    path = tmp_path / "two.db"
+    with SqliteStore(path) as one, SqliteStore(path) as two:
+        for n, batch in enumerate(_mixed_batches(seed)):
+            writer = one if n % 2 else two
+            writer.add_events(batch)
+            cached = writer._chain._index
+            assert cached is not None
+            with sqlite3.connect(path) as conn:
+                replayed, _ = _sqlite_chain._replay(conn, 100)
+            assert _contents(cached) == _contents(replayed)
+            assert cached._waiting_for == replayed._waiting_for
+            assert {k: v for k, v in cached._waiters.items() if v} == {
+                k: v for k, v in replayed._waiters.items() if v
+            }
+        one.check_invariants()
+        assert one._chain.replays == two._chain.replays == 1

@@ -10,12 +10,15 @@ Rules of this module:
 2. Reads never touch that object: positions, links and members are read from the tables, one
    statement per chunk, from the reader's snapshot.
 3. The write path keeps a :class:`ChainCache`: a ``ChainCoverIndex`` matching the tables at a
-   *generation* (a counter bumped by every write that stores events, in the same transaction).
-   When another connection has written since (the counter moved), or a write was rolled back,
-   the cache is rebuilt by replaying the stored state events (and the events they name as auth
-   events) in arrival order: O(state events) once, then O(batch) per write. After each batch the
-   new positions (of the batch's state events and of those that waited) and the new links (of
-   the chains those landed on) are inserted.
+   *generation* (a counter bumped by every write that stores events, in the same transaction)
+   and the highest arrival number it was fed. When another connection has written since (the
+   counter moved), the cache catches up by feeding it the events stored after that arrival, in
+   arrival order (arrival numbers only grow, and a write only adds events): O(events written
+   by others). Only when it has none (first write) or a write was rolled back (the object saw
+   events never stored) is it rebuilt by replaying the stored state events (and the events they
+   name as auth events) in arrival order: O(state events). After each batch the new positions
+   (of the batch's state events and of those that waited) and the new links (of the chains
+   those landed on) are inserted.
 4. ``chain_waiting`` lists the stored state events not yet indexed (waiting for an auth event).
    A write looks only at the waiting events above its new events (a recursive query over
    ``auth_edges`` restricted to waiting events), so its cost follows what the batch can
@@ -104,6 +107,8 @@ class ChainCache:
         self._index: ChainCoverIndex | None = None
         self._feed = _Feed()
         self._generation = -1
+        self._top = 0  # every stored event up to this arrival has been fed to the index
+        self.replays = 0  # how many times the index was rebuilt from every stored event
 
     def invalidate(self) -> None:
         """Forget the cached index (after a rollback: the object saw events never stored)."""
@@ -122,8 +127,13 @@ class ChainCache:
         generation: int = conn.execute(
             "SELECT generation FROM chain_generation WHERE id = 1"
         ).fetchone()[0]
-        if self._index is None or self._generation != generation:
-            self._index, self._feed = _replay(conn, chunk)
+        if self._index is None:
+            self._index, self._feed = _replay(conn, chunk)  # (this batch included)
+            self._top = conn.execute("SELECT coalesce(max(arrival), 0) FROM events").fetchone()[0]
+            self.replays += 1
+        elif self._generation != generation and new:
+            # Another connection wrote since: feed what it stored, below this batch.
+            _feed(conn, self._index, self._feed, _stored_between(conn, self._top, new[0][0]), chunk)
         index, feed = self._index, self._feed
         # Only waiting events above the new ones (by auth edges, through waiting events) can be
         # released by this batch: find them with one recursive query per chunk (rule 4).
@@ -146,21 +156,7 @@ class ChainCache:
                 )
             )
         waiting = list(dict.fromkeys(waiting))
-        # The rooms the index may ask about: the new events, and their auth events.
-        for arrival, event_id, room_id, _, _ in new:
-            feed.known[event_id] = (room_id, arrival)
-        auth_ids = sorted({a for *_, auth in new for a in auth if a not in feed.known})
-        for part in _chunks(auth_ids, chunk):
-            for event_id, room_id, arrival in conn.execute(
-                "SELECT e.event_id, r.room_id, e.arrival FROM events e JOIN rooms r "
-                f"ON r.room_nid = e.room_nid WHERE e.event_id IN ({_marks(len(part))})",
-                list(part),
-            ):
-                feed.known[event_id] = (room_id, arrival)
-        for arrival, event_id, room_id, state_key, auth in new:
-            feed.now = arrival
-            index.add(IndexedEvent(event_id, room_id, state_key, auth))
-        feed.now = 1 << 62
+        _feed(conn, index, feed, new, chunk)
         candidates = waiting + [event_id for _, event_id, _, key, _ in new if key is not None]
         placed = index.positions(candidates)
         nid_of = {event_id: arrival for arrival, event_id, *_ in new}
@@ -210,6 +206,62 @@ class ChainCache:
         )
         conn.execute("UPDATE chain_generation SET generation = ? WHERE id = 1", (generation + 1,))
         self._generation = generation + 1
+        if new:
+            self._top = max(self._top, new[-1][0])
+
+
+#: One event as the index is fed it: (arrival, event ID, room, state key, auth IDs).
+_Row = tuple[int, str, str, tuple[str, str] | None, tuple[str, ...]]
+
+
+def _feed(
+    conn: sqlite3.Connection, index: ChainCoverIndex, feed: _Feed, rows: Sequence[_Row], chunk: int
+) -> None:
+    """Feed ``rows`` (stored events, in arrival order) to the index, as it was fed them when they
+    were first stored: the rooms it may ask about (the events and their auth events) are looked
+    up first, and each event sees only the events stored before it."""
+    for arrival, event_id, room_id, _, _ in rows:
+        feed.known[event_id] = (room_id, arrival)
+    auth_ids = sorted({a for *_, auth in rows for a in auth if a not in feed.known})
+    for part in _chunks(auth_ids, chunk):
+        for event_id, room_id, arrival in conn.execute(
+            "SELECT e.event_id, r.room_id, e.arrival FROM events e JOIN rooms r "
+            f"ON r.room_nid = e.room_nid WHERE e.event_id IN ({_marks(len(part))})",
+            list(part),
+        ):
+            feed.known[event_id] = (room_id, arrival)
+    for arrival, event_id, room_id, state_key, auth in rows:
+        feed.now = arrival
+        index.add(IndexedEvent(event_id, room_id, state_key, auth))
+    feed.now = 1 << 62
+
+
+def _stored_between(conn: sqlite3.Connection, low: int, high: int) -> list[_Row]:
+    """The events stored with ``low < arrival < high``, in arrival order, as the index is fed
+    them. Every event is fed: an event no state event names changes nothing in the index (a
+    replay leaves those out), but one a stored state event waits for releases it."""
+    rows: list[_Row] = []
+    for arrival, event_id, room_id, is_state, auth_ids, pdu in conn.execute(
+        "SELECT e.arrival, e.event_id, r.room_id, e.is_state, e.auth_ids, "
+        "CASE WHEN e.is_state THEN e.pdu END FROM events e "
+        "JOIN rooms r ON r.room_nid = e.room_nid "
+        "WHERE e.arrival > ? AND e.arrival < ? ORDER BY e.arrival",
+        (low, high),
+    ):
+        if is_state:
+            body = json.loads(pdu)
+            rows.append(
+                (
+                    arrival,
+                    event_id,
+                    room_id,
+                    (body["type"], body["state_key"]),
+                    tuple(json.loads(auth_ids)),
+                )
+            )
+        else:
+            rows.append((arrival, event_id, room_id, None, ()))
+    return rows
 
 
 def _replay(conn: sqlite3.Connection, chunk: int) -> tuple[ChainCoverIndex, _Feed]:
