@@ -1,6 +1,7 @@
 """Benchmark the chain cover index: its upkeep per stored event and the auth-chain queries.
 
-Usage: ``python benchmarks/bench_chain_cover.py [--quick] [--before REV] [--repeat N]``.
+Usage: ``python benchmarks/bench_chain_cover.py [--quick] [--before REV] [--repeat N]
+[--only index|queries|sqlite]``.
 Writes raw rows to ``benchmarks/results/chain_cover.txt`` and prints them. A script, never a
 timed test.
 
@@ -28,6 +29,9 @@ Workloads (deterministic):
   against one leave). Timed: ``auth_chain_ids`` of the whole state and of single events,
   ``auth_chain_difference_split`` (what state resolution calls) on both forks,
   ``auth_chain_difference`` of the whole state sets, ``conflicted_subgraph``.
+* **sqlite**: two ``SqliteStore`` objects on one file take turns writing 50 events of a
+  synthetic room on top of N stored ones; before = the cache rebuilt from every stored event
+  whenever the other connection had written (forced on the current code), after = caught up.
 """
 
 from __future__ import annotations
@@ -405,13 +409,66 @@ def query_rows(members: int, old_cover: ModuleType, old_ac: ModuleType, repeat: 
     return rows
 
 
+def sqlite_rows(events: int, rounds: int, repeat: int) -> list[str]:
+    """Two ``SqliteStore`` objects on one file take turns writing batches of 50 events of a
+    synthetic room after a first write of ``events``; CPU time of those turns with the cache
+    catching up (after) and with the old rebuild forced whenever the other one had written
+    (before: ``ChainCache.update`` forgets its index when the generation moved)."""
+    from eventgraph import SqliteStore
+    from eventgraph.stores import _sqlite_chain
+    from eventgraph.synth import generate_room
+
+    stream = list(generate_room("11", events=events + 50 * rounds, members=1000, seed=3))
+    head, rest = stream[:events], stream[events:]
+    real_update = _sqlite_chain.ChainCache.update
+
+    def forced(self: Any, conn: Any, new: Any, chunk: int) -> None:
+        generation = conn.execute("SELECT generation FROM chain_generation").fetchone()[0]
+        if self._generation != generation:
+            self.invalidate()  # the code before: rebuild whenever another connection wrote
+        real_update(self, conn, new, chunk)
+
+    def run(name: str) -> Callable[[], object]:
+        def go() -> None:
+            with tempfile.TemporaryDirectory() as d:
+                path = Path(d) / "bench.db"
+                with SqliteStore(path) as one, SqliteStore(path) as two:
+                    one.add_events(head)
+                    two.add_events(rest[:1])  # both caches built once
+                    one.add_events(rest[1:2])
+                    patch = forced if name == "before" else real_update
+                    setattr(_sqlite_chain.ChainCache, "update", patch)  # noqa: B010
+                    try:
+                        t = time.process_time()
+                        for k in range(1, rounds):
+                            (one if k % 2 else two).add_events(rest[50 * k : 50 * k + 50])
+                        spent[name].append(time.process_time() - t)
+                    finally:
+                        setattr(_sqlite_chain.ChainCache, "update", real_update)  # noqa: B010
+
+        return go
+
+    spent: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(repeat):
+        for name in spent:
+            run(name)()
+    med = {n: statistics.median(v) for n, v in spent.items()}
+    return [
+        f"sqlite\t{events} events stored, then {rounds - 1} turns of 50 by two connections\t"
+        f"{med['before'] * 1e3 / (rounds - 1):.2f}\t{med['after'] * 1e3 / (rounds - 1):.2f}\t"
+        f"{med['before'] / med['after']:.2f}x"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller rooms, fewer repeats")
     parser.add_argument("--before", default=BEFORE, help="git revision of the before code")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--only", choices=["index", "queries"], help="one half only (print only)")
+    parser.add_argument(
+        "--only", choices=["index", "queries", "sqlite"], help="one part only (print only)"
+    )
     args = parser.parse_args()
     old_cover, old_ac = load_before(args.before)
     repeat = 3 if args.quick else args.repeat
@@ -430,7 +487,7 @@ def main() -> None:
     for row in rows:
         print(row)
     sizes = [10_000] if args.quick else [10_000, 100_000]
-    if args.only == "queries":
+    if args.only in ("queries", "sqlite"):
         sizes = []
     for m in sizes:
         specs, _ = member_room(m)
@@ -440,8 +497,12 @@ def main() -> None:
         emit(index_rows(f"synth {n}", synth_specs(n), old_cover, repeat, memory=False))
     emit(["# query\tmembers\tquery\tbefore_ms\tafter_ms\tratio"])
     rooms = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    for m in [] if args.only == "index" else rooms:
+    for m in [] if args.only in ("index", "sqlite") else rooms:
         emit(query_rows(m, old_cover, old_ac, repeat))
+    if args.only in (None, "sqlite"):
+        emit(["# sqlite\tworkload\tbefore_ms/turn\tafter_ms/turn\tratio"])
+        for n in [2_000] if args.quick else [2_000, 20_000]:
+            emit(sqlite_rows(n, 21, repeat))
     if not args.no_write and not args.only:
         RESULTS.write_text("\n".join(rows) + "\n")
 

@@ -421,6 +421,9 @@ def _materialize(
 ) -> None:
     """Follow links until every walk is closed: one round trip per level of new chains.
 
+    Links come sorted by origin sequence (the :class:`~eventgraph.protocols.ChainIndexReader`
+    contract), so reading a chain stops at the first link above where the walk stands.
+
     ``links`` is a cache shared between calls. Values only grow and are bounded, so this ends
     even if the links had a cycle.
     """
