@@ -14,8 +14,10 @@ of authorization checks, the conflicted keys, the auth difference, the full conf
 the power events (with their auth ancestors in it), and the ratio to Synapse's median from
 research/synapse-bench.md (of the wall-clock median and of the CPU median); then the median CPU
 time with ``trusted=True`` (the type check of every input entry skipped, as for a store's
-states; timed alternately with the default runs) and its ratio. A least-squares fit of log(CPU
-time) against log(changes per branch) gives the growth exponent per prefix size.
+states; timed alternately with the default runs) and its ratio, and the median CPU time spent in
+:mod:`eventgraph.graph.auth_chain` (auth difference, conflicted subgraph, auth chains; further
+runs with those calls wrapped in timers). A least-squares fit of log(CPU time) against
+log(changes per branch) gives the growth exponent per prefix size.
 
 Run: ``python benchmarks/bench_stateres.py [--quick] [--version 11|12] [--repeat N]``.
 Raw rows go to ``benchmarks/results/stateres.txt`` (appended to with ``--append``).
@@ -30,13 +32,15 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from eventgraph import AuthError, Event, MemoryStore, StateKey
 from eventgraph.events.auth_selection import auth_types_for_event
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.room_versions import RoomVersion, room_version
+from eventgraph.state import resolution
 from eventgraph.state.authz import check_auth
 from eventgraph.state.resolution import _resolve, _Stats
 from eventgraph.testing import make_event
@@ -280,6 +284,44 @@ def timed(
     return times, cpu, cpu_trusted, stats, answer
 
 
+#: The functions of :mod:`eventgraph.graph.auth_chain` state resolution calls (by the names it
+#: imports them under): the auth difference, v2.1's conflicted subgraph, auth chains.
+AUTH_CHAIN_CALLS = ("auth_chain_difference_split", "conflicted_subgraph", "auth_chain_ids")
+
+
+def auth_chain_cpu(
+    rv: RoomVersion, sets: list[dict[StateKey, str]], store: MemoryStore, repeat: int
+) -> float:
+    """The median CPU time (ms) one resolution spends in :mod:`eventgraph.graph.auth_chain`,
+    over ``repeat`` further runs with those calls wrapped in timers (runs apart from the timed
+    ones, so the wrappers cost them nothing)."""
+    spent = [0.0]
+    saved = {name: getattr(resolution, name) for name in AUTH_CHAIN_CALLS}
+
+    def timer(f: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            c0 = time.process_time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[0] += time.process_time() - c0
+
+        return timed_call
+
+    runs = []
+    try:
+        for name, f in saved.items():
+            setattr(resolution, name, timer(f))
+        for _ in range(repeat):
+            spent[0] = 0.0
+            _resolve(rv, sets, store, _Stats())
+            runs.append(spent[0] * 1000)
+    finally:
+        for name, f in saved.items():
+            setattr(resolution, name, f)
+    return statistics.median(runs)
+
+
 def fit_exponent(points: list[tuple[float, float]]) -> float:
     xs = [math.log(x) for x, _ in points]
     ys = [math.log(y) for _, y in points]
@@ -304,7 +346,7 @@ def main() -> None:
         f"  {platform.machine()}  repeat {args.repeat}\n"
         "# prefix members changes conflicted_keys auth_diff full_conflicted power_events "
         "auth_checks min_ms median_ms max_ms cpu_median_ms synapse_ms ratio cpu_ratio "
-        "trusted_cpu_median_ms trusted_cpu_ratio"
+        "trusted_cpu_median_ms trusted_cpu_ratio auth_chain_cpu_ms"
     )
     lines = [header]
     print(header)
@@ -321,6 +363,7 @@ def main() -> None:
             med = statistics.median(times)
             cpu_med = statistics.median(cpu)
             trusted_med = statistics.median(cpu_trusted)
+            chains = auth_chain_cpu(rv, [s1, s2], store, repeat)
             points.append((changes, cpu_med))
             syn = SYNAPSE_MS.get(rv.identifier, {}).get((prefix, changes))
             ratio = f"{syn / med:.1f}x" if syn else "-"
@@ -330,7 +373,7 @@ def main() -> None:
                 f"{prefix} {members} {changes} {st.conflicted_keys} {st.auth_difference} "
                 f"{st.full_conflicted} {st.power_events} {st.auth_checks} {min(times):.2f} "
                 f"{med:.2f} {max(times):.2f} {cpu_med:.2f} {syn if syn else '-'} {ratio} "
-                f"{cpu_ratio} {trusted_med:.2f} {trusted_ratio}"
+                f"{cpu_ratio} {trusted_med:.2f} {trusted_ratio} {chains:.2f}"
             )
             print(row, flush=True)
             lines.append(row)
