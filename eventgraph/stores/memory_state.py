@@ -493,11 +493,21 @@ def _make_group(room_id: str, parent: _Group | None, changes: Mapping[_Key, str 
     chain = _chain(parent)
     snapshot = chain[-1]
     base = snapshot.changes
-    merged: dict[_Key, str | None] = {}
-    for g in reversed(chain[:-1]):
+    # The compaction below the deltas (if any) already holds only entries that differ from
+    # the snapshot: copy it whole (C speed) and check against the snapshot just the keys the
+    # deltas above it and this write touch.
+    lower = chain[-2] if len(chain) > 1 and chain[-2].kind == _COMPACTION else None
+    merged: dict[_Key, str | None] = dict(lower.changes) if lower is not None else {}
+    touched: set[_Key] = set()
+    for g in reversed(chain[:-2] if lower is not None else chain[:-1]):
         merged.update(g.changes)
+        touched.update(g.changes)
     merged.update(own)
-    compacted = {k: v for k, v in merged.items() if base.get(k) != v}
+    touched.update(own)
+    for k in touched:
+        if base.get(k) == merged[k]:
+            del merged[k]
+    compacted = merged
     limit = max(_MIN_COMPACTION, math.isqrt(2 * MAX_DELTA_HOPS * max(size, 1)))
     if len(compacted) <= limit:
         return _Group(room_id, _COMPACTION, snapshot, compacted, 0, size)
