@@ -140,6 +140,17 @@ def resolve_groups(
         # The inputs are equal: resolving identical states gives that state.
         return GroupResolution(distinct[0], {}, len(resolved_keys), 0)
 
+    # The auth events of the conflicted events are mostly shared entries (the sender's
+    # membership, ...): putting their keys in R up front (any common key may join R, step 2)
+    # makes them part of every restricted set, so the auth difference below meets them as
+    # shared instead of searching above them.
+    conflicted_events = store.get_events(sorted({e for ids in conflicted.values() for e in ids}))
+    early = {k for ev in conflicted_events.values() for k in _auth_keys(rv, ev)}
+    early.difference_update(resolved_keys)
+    if early:
+        reader.read(early)
+        resolved_keys |= early
+
     # Step 2 of the module docstring: the restricted auth difference, less what the shared
     # entries outside R have in their auth chains.
     restricted = auth_chain_difference(
