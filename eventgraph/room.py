@@ -53,7 +53,10 @@ Rules of this module (server-server API "Checks performed on receipt of a PDU", 
    its inputs and of their auth chains), and resolves (cached by the set of input groups)
    otherwise; state entries read from stored
    groups and the rejection flags of connected events are remembered for the call (both are
-   immutable); common-path events are written in batches (rule 4).
+   immutable); common-path events are written in batches (rule 4); a resolution of stored
+   groups is computed on the keys where they can differ
+   (:func:`~eventgraph.state.group_resolution.resolve_groups`, exact; whole states when it
+   declines) and stored as its changes to the closest input.
 
 Decisions where the spec is silent (following Synapse):
 
