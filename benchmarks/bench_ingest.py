@@ -81,7 +81,8 @@ def bench_ingest(
     if isinstance(store, MemoryStore):
         resolutions = str(store.state_group_stats().resolutions)
     row = (
-        f"ingest store={kind} events={n} members={members} gc={'frozen' if gc_freeze else 'default'} "
+        f"ingest store={kind} events={n} members={members} "
+        f"gc={'frozen' if gc_freeze else 'default'} "
         f"wall_s={wall:.1f} cpu_s={cpu:.1f} "
         f"rate_wall={n / wall:.0f}/s rate_cpu={n / cpu:.0f}/s resolutions={resolutions} "
         + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
