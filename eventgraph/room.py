@@ -42,9 +42,8 @@ Rules of this module (server-server API "Checks performed on receipt of a PDU", 
    in :attr:`IngestReport.connected`.
 7. Fast paths give the plain path's answers with less work (``_Run.fast_paths``; a
    differential test runs both on generated rooms): signature presence (default verifier)
-   and the content hash are read from the decoded PDU and its canonical JSON (the hash
-   input is ``pdu_json`` with the ``hashes``, ``signatures`` and ``unsigned`` members cut
-   out); a check against the same set of auth events as a check that passed is not run again
+   is read from the decoded PDU, and the content hash comes from the encoding check 1 makes
+   anyway (:meth:`Event.from_pdu_with_content_hash`); a check against the same set of auth events as a check that passed is not run again
    (``check_auth`` depends on the set, not the order); check 6 reads the current state's
    entries without resolving when each key the event's auth events are selected from has the
    same event in every extremity's state (every algorithm keeps the unconflicted state) or is
@@ -71,7 +70,6 @@ Decisions where the spec is silent (following Synapse):
 from __future__ import annotations
 
 import enum
-import hashlib
 import heapq
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Literal
@@ -80,7 +78,6 @@ import attrs
 
 from .errors import AuthError, EventGraphError, InvalidRequestError
 from .events.auth_selection import auth_types_for_event
-from .events.canonical_json import JsonValue, encode_canonical_json
 from .events.event import Event, StateKey
 from .events.hashes import content_hash, unpadded_base64
 from .events.redaction import redact
@@ -506,14 +503,14 @@ class _Run:
                 if event.room_version is not rv:
                     msg = f"the event is of room version {event.room_version.identifier}"
                     return Outcome(index, event.event_id, Status.INVALID, msg)
-            elif trusted:
-                event = Event.from_trusted_pdu(item, rv, backfilled=self.backfilled)
             elif self.fast_paths and type(item) is dict:
                 # Check 1: format and size; the event ID (RV 3+: from the reference hash); and
                 # the content hash of check 3 from the same encoding.
                 event, digest = Event.from_pdu_with_content_hash(
-                    item, rv, backfilled=self.backfilled
+                    item, rv, backfilled=self.backfilled, trusted=trusted
                 )
+            elif trusted:
+                event = Event.from_trusted_pdu(item, rv, backfilled=self.backfilled)
             else:
                 event = Event.from_pdu(item, rv, backfilled=self.backfilled)
         except EventGraphError as err:
@@ -545,8 +542,6 @@ class _Run:
         if hashes is None:
             return _Candidate(index, event, False)  # trusted import without hashes
         expected = hashes.get("sha256") if isinstance(hashes, dict) else None
-        if digest is None and decoded is not None:
-            digest = _spliced_content_hash(event.pdu_json, decoded)
         if digest is None:
             digest = content_hash(event.to_pdu())
         if expected == unpadded_base64(digest):
@@ -1148,42 +1143,6 @@ def _signature_present(pdu: Mapping[str, object], server: str) -> bool | None:
     if type(by_server) is not dict:
         return None
     return bool(by_server)
-
-
-def _spliced_content_hash(pdu_json: bytes, pdu: Mapping[str, JsonValue]) -> bytes | None:
-    """The content hash of the event whose canonical JSON is ``pdu_json`` and which was parsed
-    from ``pdu``, without encoding the event again (rule 1, check 3).
-
-    The content hash covers the canonical JSON of the PDU without its ``hashes``,
-    ``signatures`` and ``unsigned`` members. Canonical JSON writes an object as its members,
-    sorted and joined by commas, so those bytes are ``pdu_json`` with the three top-level
-    members cut out. Each member is encoded on its own (small objects) and located by search;
-    ``None`` (compute it the plain way) unless each occurs exactly once, preceded by a comma —
-    an equal text nested in another value would make the place ambiguous.
-    """
-    out = pdu_json
-    for name, tag in _UNHASHED:
-        value = pdu.get(name)
-        if value is None:
-            if name in pdu:
-                return None
-            continue
-        try:
-            member = tag + encode_canonical_json(value)
-        except EventGraphError:
-            return None
-        at = out.find(member)
-        if at < 0 or out.find(member, at + 1) >= 0:
-            return None
-        out = out[:at] + out[at + len(member) :]
-    return hashlib.sha256(out).digest()
-
-
-#: The members the content hash leaves out, each with the text that starts it in the middle of
-#: a canonical JSON object.
-_UNHASHED = tuple(
-    (name, b',"' + name.encode() + b'":') for name in ("hashes", "signatures", "unsigned")
-)
 
 
 def _required_signers(event: Event, rv: RoomVersion) -> list[str]:

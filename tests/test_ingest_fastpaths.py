@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from eventgraph.events.canonical_json import JsonValue, encode_canonical_json
+from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.event import Event
 from eventgraph.events.hashes import content_hash
 from eventgraph.protocols import StateKeyPresenceReader
@@ -24,7 +24,6 @@ from eventgraph.room import (
     Status,
     _Candidate,
     _Run,
-    _spliced_content_hash,
     _topological,
 )
 from eventgraph.state.authz import SignaturePresenceVerifier, SignatureVerifier
@@ -210,8 +209,9 @@ def test_signatures_and_content_hashes(verifier: SignatureVerifier, chunk: int) 
         assert Status.INVALID in statuses
 
 
-def test_spliced_content_hash_equals_content_hash() -> None:
-    """The splice gives the content hash, or declines (``None``), on awkward PDUs."""
+def test_receipt_content_hash_equals_content_hash() -> None:
+    """The content hash the pipeline takes from parsing (check 3) is the content hash of the
+    stored PDU, on awkward PDUs too, trusted or not."""
     base = next(generate_room("11", events=3)).to_pdu()
     cases: list[dict[str, JsonValue]] = [
         base,
@@ -222,20 +222,15 @@ def test_spliced_content_hash_equals_content_hash() -> None:
         {**base, "aaa": [{"hashes": base["hashes"]}]},
         {**base, "hashes": {"sha256": "x"}, "signatures": {"a": {"b": "c"}}},
     ]
-    declined = 0
     for pdu in cases:
-        event = Event.from_pdu(pdu, "11")
-        digest = _spliced_content_hash(event.pdu_json, pdu)
-        if digest is None:
-            declined += 1
-        else:
-            assert digest == content_hash(event.to_pdu()), pdu
-    assert declined <= 2
+        event, digest = Event.from_pdu_with_content_hash(pdu, "11")
+        assert event == Event.from_pdu(pdu, "11")
+        assert digest == content_hash(event.to_pdu()), pdu
     # A trusted import whose PDU carried an event_id (RV 3+ stores it without): same hash.
     trusted = {**base, "event_id": "$x"}
-    event = Event.from_trusted_pdu(trusted, "11")
-    assert _spliced_content_hash(event.pdu_json, trusted) == content_hash(event.to_pdu())
-    assert encode_canonical_json(base)  # the encoder the splice relies on
+    event, digest = Event.from_pdu_with_content_hash(trusted, "11", trusted=True)
+    assert event == Event.from_trusted_pdu(trusted, "11")
+    assert digest == content_hash(event.to_pdu())
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 100])
