@@ -152,10 +152,11 @@ class ChainPosition(NamedTuple):
     Why a ``NamedTuple`` and not an attrs class like the other value types: the chain index
     makes, hashes, compares and unpacks these on every write and every indexed read (hot
     path). A tuple does all four at C speed; an ``attrs`` ``order=True`` class compares by
-    building tuples in Python (~1 µs a comparison), which made the index upkeep cost about a
-    third of ingest (benchmarks/results/chain_cover.txt). Same field names, order and repr as
-    before; immutable. Being a tuple, it also equals (and unpacks like) the plain tuple
-    ``(chain_id, sequence)``.
+    building tuples in Python (~1 µs a comparison: the sorted inserts of reverse links alone
+    were nearly a fifth of ``Room.add``'s time on a 10^5-member room). With tuples (and fewer
+    probes) the index upkeep is 3-5x cheaper (benchmarks/results/chain_cover.txt). Same field
+    names, order and repr as before; immutable. Being a tuple, it equals (and unpacks like) the
+    plain tuple ``(chain_id, sequence)``, and any other tuple of the same numbers.
     """
 
     chain_id: int
