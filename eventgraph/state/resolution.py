@@ -587,59 +587,73 @@ def _mainline_positions(
     way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
     eⱼ on the mainline, else ∞.
 
-    So e's position is f(e₁), where f(x) is x's index if x is on the mainline, else f of x's
-    power levels parent (∞ for an unknown x or none). f is computed once per power-levels event
-    reached: the mainline is walked first, then the parents of every unanswered power-levels
-    event at once, one batch of auth events per round, then the answers are read back along
-    the parent links. A cycle (forgeable IDs) gives ∞.
+    Both lists follow one parent link per power-levels event, so they are paths of one tree:
+    once e's list meets the mainline it stays on it, and the meeting point is both the first eⱼ
+    on the mainline and the mainline event of smallest index among e's list. So the mainline
+    and the lists are walked *together*, a step of each per round, and e is answered as soon as
+    one walk reaches a node the other has visited — the first such node is the meeting point
+    whichever walk gets there first. Neither walk goes further than the deepest meeting point
+    needed: a room's whole power-levels history is walked only for an event whose list never
+    meets the mainline (∞). A cycle (forgeable IDs) ends a walk; a walk that ends without a
+    meeting, once the mainline is walked to its end, gives ∞.
 
-    Complexity: O(events + power-levels events walked); store round trips O(mainline length +
-    longest power-levels walk off the mainline).
+    Complexity: O(events + steps to the meeting points); two store round trips per round, as
+    many rounds as the longest walk needed.
     """
     events = loaded.events
     pl_parent = loaded.pl_parent
-    # Walk the mainline of P₀, one step (one batch of auth events) per round.
-    answer: dict[str | None, float] = {None: _INFINITY}
-    cursor = power_levels_id if power_levels_id in events else None
-    index = 0
-    while cursor is not None and cursor not in answer:
-        answer[cursor] = float(index)
-        index += 1
-        ev = events[cursor]
-        loaded.load(ev.auth_event_ids)
-        cursor = pl_parent(ev)
-    # e₁ of every event, then the parent of every power-levels event without an answer yet.
     firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
-    parent: dict[str, str | None] = {}
-    frontier = {p for p in firsts.values() if p is not None and p not in answer}
-    while frontier:
-        loaded.load_auth_events(frontier)
-        found: set[str] = set()
-        for p in frontier:
-            q = pl_parent(events[p])
-            parent[p] = q
-            if q is not None and q not in answer and q not in parent:
-                found.add(q)
-        frontier = found
-    # Read the answers back along the parent links (iteratively; a cycle gives infinity).
-    for start in parent:
-        if start in answer:
-            continue
-        path: list[str] = []
-        on_path: set[str] = set()
-        x: str | None = start
-        while x not in answer:
-            assert x is not None
-            if x in on_path:  # a cycle of power-levels auth events: no mainline below
-                answer[x] = _INFINITY
-                break
-            on_path.add(x)
-            path.append(x)
-            x = parent[x]
-        result = answer[x]
-        for y in path:
-            answer[y] = result
-    return {event_id: answer[p] for event_id, p in firsts.items()}
+    index: dict[str, int] = {}  # the mainline walked so far
+    cursor = power_levels_id if power_levels_id in events else None
+    answer: dict[str, float] = {}  # per walk (named by its first node)
+    heads: dict[str, str | None] = {}  # each open walk's last node (None: ended)
+    on_walk: dict[str, set[str]] = {}  # each open walk's nodes (for cycles)
+    walkers: dict[str, list[str]] = {}  # node -> the walks that visited it
+    for start in {p for p in firsts.values() if p is not None}:
+        heads[start] = start
+        on_walk[start] = {start}
+        walkers.setdefault(start, []).append(start)
+    while heads:
+        # One step of the mainline: its next node answers the walks that visited it.
+        if cursor is not None and cursor not in index:
+            position = index[cursor] = len(index)
+            for start in walkers.get(cursor, ()):
+                if start in heads:
+                    answer[start] = float(position)
+                    del heads[start]
+            ev = events[cursor]
+            loaded.load(ev.auth_event_ids)
+            cursor = pl_parent(ev)
+        else:
+            cursor = None  # walked to its end (or around a cycle)
+        # One step of every open walk.
+        moving = [h for h in heads.values() if h is not None]
+        if moving:
+            loaded.load_auth_events(moving)
+        for start, head in list(heads.items()):
+            if head is None:
+                if cursor is None:
+                    answer[start] = _INFINITY  # ended, and the mainline is walked: no meeting
+                    del heads[start]
+                continue
+            nxt = pl_parent(events[head]) if head in events else None
+            if nxt is None or nxt in on_walk[start]:
+                heads[start] = None
+                if cursor is None:
+                    answer[start] = _INFINITY
+                    del heads[start]
+                continue
+            if nxt in index:
+                answer[start] = float(index[nxt])
+                del heads[start]
+                continue
+            heads[start] = nxt
+            on_walk[start].add(nxt)
+            walkers.setdefault(nxt, []).append(start)
+    return {
+        event_id: _INFINITY if p is None else (float(index[p]) if p in index else answer[p])
+        for event_id, p in firsts.items()
+    }
 
 
 # -- v2 and v2.1 -----------------------------------------------------------------------------
