@@ -43,7 +43,8 @@ Rules of this module (server-server API "Checks performed on receipt of a PDU", 
 7. Fast paths give the plain path's answers with less work (``_Run.fast_paths``; a
    differential test runs both on generated rooms): signature presence (default verifier)
    is read from the decoded PDU, and the content hash comes from the encoding check 1 makes
-   anyway (:meth:`Event.from_pdu_with_content_hash`); a check against the same set of auth events as a check that passed is not run again
+   anyway (:meth:`Event.from_pdu_with_content_hash`); a check against the same set of auth
+   events as a check that passed is not run again
    (``check_auth`` depends on the set, not the order); check 6 reads the current state's
    entries without resolving when each key the event's auth events are selected from has the
    same event in every extremity's state (every algorithm keeps the unconflicted state) or is
