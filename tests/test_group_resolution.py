@@ -149,3 +149,24 @@ def test_on_every_store(room_store_factory: RoomStoreFactory, seed: int) -> None
     assert compared > 20
     answered, _ = _compare(store, "11", groups, random.Random(seed), 25)
     assert answered >= 25
+
+
+def test_kept_mainlines_give_the_walked_answers() -> None:
+    """Mainlines kept per store between resolutions (state resolution's mainline ordering)
+    give the same answers as walking them afresh for every resolution, and are really kept."""
+    from eventgraph.state import resolution
+
+    events = list(generate_room("11", events=600, members=15, fork_rate=0.2, seed=11))
+    store = MemoryStore()
+    Room(store, "11", verifier=TRUST).add([e.to_pdu() for e in events])
+    groups = _groups_of(store, [e.event_id for e in events])
+    rng = random.Random(11)
+    combos = [tuple(rng.sample(groups, 2)) for _ in range(60)]
+    states = store.get_state(groups)
+    fresh = []
+    for combo in combos:
+        resolution._MAINLINES.pop(store, None)
+        fresh.append(resolve_state("11", [states[g] for g in combo], store))
+    warm = [resolve_state("11", [states[g] for g in combo], store) for combo in combos]
+    assert warm == fresh
+    assert resolution._MAINLINES.get(store)  # the warm runs reused kept mainlines

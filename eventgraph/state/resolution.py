@@ -38,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import threading
+import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import NoReturn
@@ -577,10 +579,113 @@ def _reverse_topological_power_order(
     return order
 
 
+#: Per store (weakly held): mainlines already walked, each as power-levels event -> height
+#: above the mainline's last event, keyed by the mainline's first event (a few per store).
+_MAINLINES: weakref.WeakKeyDictionary[object, dict[str, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+_MAINLINES_PER_STORE = 8
+_MAINLINES_LOCK = threading.Lock()
+
+
 def _mainline_positions(
     loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
 ) -> dict[str, float]:
-    """The mainline position of each event, based on the power levels event ``power_levels_id``.
+    """The mainline position of each event (see :func:`_mainline_positions_walked` for the
+    spec's definition), reusing the mainline of an earlier resolution on the same store.
+
+    A mainline is a fact of stored events (each event's ``auth_events`` and whether they are
+    stored in the room), so a mainline walked completely — every auth event of every mainline
+    event was found — is kept for the store and reused: whole, when the same power levels
+    event is resolved again, or extended by one event when the new one's power levels parent
+    was resolved before (the usual case while a room's forks are ingested). Rooms with a long
+    power-levels history would otherwise walk all of it on every resolution. Without a usable
+    mainline (a store that cannot be weakly referenced, none kept yet, or a walk that met an
+    unknown auth event) the positions are walked (:func:`_mainline_positions_walked`).
+    """
+    events = loaded.events
+    if power_levels_id is None or power_levels_id not in events:
+        return _mainline_positions_walked(loaded, power_levels_id, event_ids)
+    try:
+        with _MAINLINES_LOCK:
+            kept = dict(_MAINLINES.setdefault(loaded.store, {}))
+    except TypeError:  # a store without weak references
+        return _mainline_positions_walked(loaded, power_levels_id, event_ids)
+    heights = kept.get(power_levels_id)
+    if heights is None:
+        heights = _walk_mainline(loaded, power_levels_id, kept)
+        if heights is None:
+            return _mainline_positions_walked(loaded, power_levels_id, event_ids)
+        with _MAINLINES_LOCK:
+            store_kept = _MAINLINES.setdefault(loaded.store, {})
+            store_kept[power_levels_id] = heights
+            while len(store_kept) > _MAINLINES_PER_STORE:
+                del store_kept[next(iter(store_kept))]
+    top = heights[power_levels_id]
+    pl_parent = loaded.pl_parent
+    firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
+    # Each event's list until it meets the mainline: a step of every open list per round.
+    found: dict[str, float] = {}
+    heads: dict[str, str] = {}
+    on_walk: dict[str, set[str]] = {}
+    for start in {p for p in firsts.values() if p is not None}:
+        if start in heights:
+            found[start] = float(top - heights[start])
+        else:
+            heads[start] = start
+            on_walk[start] = {start}
+    while heads:
+        loaded.load_auth_events(heads.values())
+        for start, head in list(heads.items()):
+            nxt = pl_parent(events[head]) if head in events else None
+            if nxt is None or nxt in on_walk[start]:
+                found[start] = _INFINITY  # no meeting (or a cycle of forgeable IDs)
+                del heads[start]
+            elif nxt in heights:
+                found[start] = float(top - heights[nxt])
+                del heads[start]
+            else:
+                heads[start] = nxt
+                on_walk[start].add(nxt)
+    return {event_id: _INFINITY if p is None else found[p] for event_id, p in firsts.items()}
+
+
+def _walk_mainline(
+    loaded: _Events, power_levels_id: str, kept: Mapping[str, dict[str, int]]
+) -> dict[str, int] | None:
+    """The heights of the mainline of ``power_levels_id``, from a kept mainline of its parent
+    or by walking it whole; ``None`` if an auth event of a mainline event is not known (the
+    walk's answer could change when it is stored) or the mainline has a cycle."""
+    events = loaded.events
+    path: list[str] = []
+    cursor: str | None = power_levels_id
+    below: dict[str, int] | None = None
+    while cursor is not None:
+        if cursor in kept:
+            below = kept[cursor]
+            break
+        if cursor in path:
+            return None  # a cycle (forgeable IDs)
+        ev = events[cursor]
+        loaded.load(ev.auth_event_ids)
+        if any(a not in events for a in ev.auth_event_ids):
+            return None
+        path.append(cursor)
+        cursor = loaded.pl_parent(ev)
+    heights = dict(below) if below is not None else {}
+    base = len(heights)
+    for offset, event_id in enumerate(reversed(path)):
+        if event_id in heights:
+            return None
+        heights[event_id] = base + offset
+    return heights
+
+
+def _mainline_positions_walked(
+    loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
+) -> dict[str, float]:
+    """The mainline position of each event, based on the power levels event ``power_levels_id``,
+    walking the mainline only as deep as the events need.
 
     Spec: v2 "Mainline ordering": the mainline of P₀ is [P₀, P₁, …] following the power levels
     event in each one's ``auth_events``; for another event e the list [e₁, …] is built the same
