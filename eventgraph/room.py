@@ -92,7 +92,7 @@ from .protocols import (
     StateWrite,
 )
 from .state.authz import SignaturePresenceVerifier, SignatureVerifier, check_auth
-from .state.group_resolution import resolve_groups
+from .state.group_resolution import differing_keys, resolve_groups
 from .state.resolution import resolve_state
 
 __all__ = [
@@ -784,13 +784,7 @@ class _Run:
         reader = self._changes_reader
         if reader is None or not self.fast_paths:
             return None
-        keys: set[StateKey] = set()
-        for g in groups[1:]:
-            changed = reader.get_changed_keys(groups[0], g)
-            if changed is None:
-                return None
-            keys.update(changed)
-        return keys
+        return differing_keys(reader, groups)
 
     def _current_ids(
         self,

@@ -120,12 +120,9 @@ def resolve_groups(
         or not isinstance(store, ChainIndexReverseReader)
     ):
         return None
-    differing: set[StateKey] = set()
-    for g in distinct[1:]:
-        changed = store.get_changed_keys(distinct[0], g)
-        if changed is None:
-            return None
-        differing.update(changed)
+    differing = differing_keys(store, distinct)
+    if differing is None:
+        return None
     reader = _Reader(store, distinct)
     resolved_keys = set(differing)
     resolved_keys.update((_CREATE, _POWER_LEVELS, _JOIN_RULES))
@@ -197,6 +194,19 @@ def resolve_groups(
             best, best_changes = (len(changes), g), changes
     assert best is not None
     return GroupResolution(best[1], best_changes, len(resolved_keys), search.visited)
+
+
+def differing_keys(store: StateGroupChangesReader, groups: Sequence[int]) -> set[StateKey] | None:
+    """A superset of the keys where the states of stored ``groups`` differ (the union of the
+    store's changed keys between the first group and each other), or ``None`` when the store
+    cannot tell for some pair."""
+    keys: set[StateKey] = set()
+    for g in groups[1:]:
+        changed = store.get_changed_keys(groups[0], g)
+        if changed is None:
+            return None
+        keys.update(changed)
+    return keys
 
 
 def _auth_keys(rv: RoomVersion, ev: Event) -> tuple[StateKey, ...]:
