@@ -624,30 +624,45 @@ def _mainline_positions(
     top = heights[power_levels_id]
     pl_parent = loaded.pl_parent
     firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
-    # Each event's list until it meets the mainline: a step of every open list per round.
-    found: dict[str, float] = {}
-    heads: dict[str, str] = {}
-    on_walk: dict[str, set[str]] = {}
-    for start in {p for p in firsts.values() if p is not None}:
-        if start in heights:
-            found[start] = float(top - heights[start])
-        else:
-            heads[start] = start
-            on_walk[start] = {start}
-    while heads:
-        loaded.load_auth_events(heads.values())
-        for start, head in list(heads.items()):
-            nxt = pl_parent(events[head]) if head in events else None
-            if nxt is None or nxt in on_walk[start]:
-                found[start] = _INFINITY  # no meeting (or a cycle of forgeable IDs)
-                del heads[start]
-            elif nxt in heights:
-                found[start] = float(top - heights[nxt])
-                del heads[start]
-            else:
-                heads[start] = nxt
-                on_walk[start].add(nxt)
-    return {event_id: _INFINITY if p is None else found[p] for event_id, p in firsts.items()}
+    # The power-levels parent of every event met off the mainline, one batch per round, each
+    # met once whatever the number of lists through it.
+    parent: dict[str, str | None] = {}
+    frontier = {p for p in firsts.values() if p is not None and p not in heights}
+    while frontier:
+        loaded.load_auth_events(frontier)
+        met: set[str] = set()
+        for p in frontier:
+            q = pl_parent(events[p]) if p in events else None
+            parent[p] = q
+            if q is not None and q not in heights and q not in parent:
+                met.add(q)
+        frontier = met
+    # Each list's meeting point read back along the parent links (iteratively; a list that
+    # ends off the mainline, or a cycle of forgeable IDs, gives infinity).
+    answer: dict[str | None, float] = {None: _INFINITY}
+    for start in parent:
+        if start in answer:
+            continue
+        path: list[str] = []
+        on_path: set[str] = set()
+        x: str | None = start
+        while x not in answer and x not in heights:
+            assert x is not None
+            if x in on_path:
+                answer[x] = _INFINITY
+                break
+            on_path.add(x)
+            path.append(x)
+            x = parent[x]
+        result = answer[x] if x in answer else float(top - heights[x])  # type: ignore[index]
+        for y in path:
+            answer[y] = result
+    return {
+        event_id: (
+            _INFINITY if p is None else float(top - heights[p]) if p in heights else answer[p]
+        )
+        for event_id, p in firsts.items()
+    }
 
 
 def _walk_mainline(
