@@ -708,3 +708,24 @@ def test_event_cache_never_serves_a_rolled_back_write() -> None:
         assert store.get_events([events[3].event_id]) == {}
         store.add_events([events[3]])
         assert store.get_events([events[3].event_id]) == {events[3].event_id: events[3]}
+
+
+def test_chain_cache_reads_equal_cold_reads_and_stay_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State read through the cache of committed groups' delta chains equals a cold store's
+    reads of the same file, and the cache keeps at most its size."""
+    from eventgraph.stores import _sqlite_state
+
+    monkeypatch.setattr(_sqlite_state, "CHAIN_CACHE_SIZE", 5)
+    events = list(generate_room("11", events=120, members=12, fork_rate=0.1, seed=9))
+    path = tmp_path / "chains.db"
+    with SqliteStore(path) as store:
+        ingest(store, "11", [e.to_pdu() for e in events], verifier=NoSignatureChecks())
+        groups = sorted(
+            {g.after for g in store.get_event_state_groups([e.event_id for e in events]).values()}
+        )
+        warm = [store.get_state([g]) for g in groups + groups[::-1]]
+        assert 0 < len(store._chains) <= 5
+        with SqliteStore(path) as cold:
+            assert warm == [cold.get_state([g]) for g in groups + groups[::-1]]

@@ -25,6 +25,7 @@ Tables (schema version 2)::
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -99,11 +100,38 @@ def resolution_key(inputs: Iterable[int]) -> str:
 # -- reads -------------------------------------------------------------------------------------
 
 
+_Chain = list[tuple[int, int, str, int | None, int, int]]
+
+#: How many groups' chains a store's read cache keeps (see :func:`chains`).
+CHAIN_CACHE_SIZE: Final = 4096
+
+
 def chains(
-    conn: sqlite3.Connection, group_ids: Sequence[int], chunk: int
-) -> dict[int, list[tuple[int, int, str, int | None, int, int]]]:
-    """For each stored group, its chain newest first: (group, kind, room, parent, hops, size)."""
-    out: dict[int, list[tuple[int, int, str, int | None, int, int]]] = {}
+    conn: sqlite3.Connection,
+    group_ids: Sequence[int],
+    chunk: int,
+    cache: dict[int, _Chain] | None = None,
+) -> dict[int, _Chain]:
+    """For each stored group, its chain newest first: (group, kind, room, parent, hops, size).
+
+    With ``cache`` (for reads of committed groups only: a committed group and its ancestors
+    never change), known chains are taken from it and the ones read are added to it, the
+    oldest dropped past :data:`CHAIN_CACHE_SIZE`.
+    """
+    out: dict[int, _Chain] = {}
+    if cache is not None:
+        out = {g: chain for g in group_ids if (chain := cache.get(g)) is not None}
+        if len(out) == len(group_ids):
+            return out
+        missing = [g for g in group_ids if g not in out]
+        read = chains(conn, missing, chunk)
+        out.update(read)
+        cache.update(read)
+        excess = len(cache) - CHAIN_CACHE_SIZE
+        if excess > 0:
+            for stale in list(itertools.islice(cache, excess)):
+                del cache[stale]
+        return out
     for part in _chunks(group_ids, chunk):
         marks = ",".join("?" * len(part))
         rows = conn.execute(
@@ -165,9 +193,11 @@ def get_state(
     group_ids: Sequence[int],
     keys: Collection[_Key] | None,
     chunk: int,
+    cache: dict[int, _Chain] | None = None,
 ) -> dict[int, dict[_Key, str]]:
-    """The full state (or the ``keys`` part) of each stored group among ``group_ids``."""
-    found = chains(conn, group_ids, chunk)
+    """The full state (or the ``keys`` part) of each stored group among ``group_ids``
+    (``cache``: see :func:`chains`)."""
+    found = chains(conn, group_ids, chunk, cache)
     members = sorted({link[0] for chain in found.values() for link in chain})
     key_list = None if keys is None else list(dict.fromkeys(keys))
     stored = entries(conn, members, key_list, chunk)
@@ -188,7 +218,11 @@ def get_state(
 
 
 def changed_keys(
-    conn: sqlite3.Connection, first: int, second: int, chunk: int
+    conn: sqlite3.Connection,
+    first: int,
+    second: int,
+    chunk: int,
+    cache: dict[int, _Chain] | None = None,
 ) -> frozenset[_Key] | None:
     """The keys changed on the way from the two groups' closest common ancestor to each, as
     :meth:`MemoryStateGroups.get_changed_keys <eventgraph.stores.memory_state.MemoryStateGroups.
@@ -197,7 +231,7 @@ def changed_keys(
     Complexity: the two bounded delta chains (one statement) and the entries of the groups
     between them and their common ancestor (one statement per chunk); never a snapshot's.
     """
-    found = chains(conn, [first, second], chunk)
+    found = chains(conn, [first, second], chunk, cache)
     a, b = found.get(first), found.get(second)
     if a is None or b is None:
         return None

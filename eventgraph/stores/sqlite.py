@@ -316,6 +316,8 @@ class SqliteStore:
         # reads only, so a rolled-back write can never be served from it.
         self._events: dict[str, Event] = {}
         self._event_cache_size = max(0, event_cache_size)
+        # Committed state groups' delta chains by group (a committed group never changes).
+        self._chains: dict[int, _sqlite_state._Chain] = {}
         self._lock = threading.RLock()
         self._in_snapshot = 0
         try:
@@ -985,7 +987,7 @@ class SqliteStore:
         if not gids:
             return {}
         with self._read() as conn:
-            return _sqlite_state.get_state(conn, gids, keys, self._chunk)
+            return _sqlite_state.get_state(conn, gids, keys, self._chunk, self._chains)
 
     def get_changed_keys(self, first: int, second: int, /) -> Collection[StateKey] | None:
         """See :class:`~eventgraph.protocols.StateGroupChangesReader`: the keys changed on the
@@ -998,7 +1000,7 @@ class SqliteStore:
         if type(first) is not int or type(second) is not int:
             return None
         with self._read() as conn:
-            return _sqlite_state.changed_keys(conn, first, second, self._chunk)
+            return _sqlite_state.changed_keys(conn, first, second, self._chunk, self._chains)
 
     def get_resolutions(
         self, input_sets: Collection[frozenset[int]], /
