@@ -22,6 +22,7 @@ from eventgraph import Event, MemoryStore, StoreError
 from eventgraph.graph.auth_chain import auth_chain_ids, bfs_auth_chain_ids
 from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
 from eventgraph.room import NoSignatureChecks, ingest
+from eventgraph.stores.memory_state import MemoryStateGroups
 from eventgraph.stores.sqlite import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -729,3 +730,42 @@ def test_chain_cache_reads_equal_cold_reads_and_stay_bounded(
         assert 0 < len(store._chains) <= 5
         with SqliteStore(path) as cold:
             assert warm == [cold.get_state([g]) for g in groups + groups[::-1]]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_state_group_shapes_equal_memory_under_branching_multi_draft_writes(seed: int) -> None:
+    """The same state writes (branches, removals, writes of up to 8 chained drafts, sizes that
+    force compactions and snapshots) give the same group shapes and states in SqliteStore —
+    which reads only the touched keys of a snapshot when it rebases — as in memory."""
+    sqlite, memory = SqliteStore(":memory:"), MemoryStateGroups()
+    rng = random.Random(seed)
+    tips_s: list[int | None] = [None]
+    tips_m: list[int | None] = [None]
+    for i in range(2500):
+        changes: dict[tuple[str, str], str | None] = {("m.room.member", f"@u{i}:x"): f"$j{i}"}
+        if i > 10 and rng.random() < 0.1:
+            changes[("m.room.member", f"@u{rng.randrange(i)}:x")] = None
+        k = rng.randrange(len(tips_s)) if rng.random() < 0.05 else -1
+        n = rng.choice([1, 1, 1, 2, 3, 8])
+        writes = []
+        for tips in (tips_s, tips_m):
+            drafts = tuple(
+                StateGroupDraft(
+                    -1 - j,
+                    "!r:x",
+                    tips[k] if j == 0 else -j,
+                    {**changes, ("x", str(j)): f"$v{i}.{j}"},
+                )
+                for j in range(n)
+            )
+            writes.append(StateWrite(groups=drafts))
+        tips_s.append(sqlite.add_events_with_state([], state=writes[0])[-n])
+        tips_m.append(memory.apply(memory.prepare(writes[1], connected=lambda _e: True))[-n])
+    assert sqlite.state_group_stats() == memory.stats()
+    assert memory.stats().snapshots > 5
+    for a, b in list(zip(tips_s, tips_m, strict=True))[1::41]:
+        assert a is not None
+        assert b is not None
+        assert sqlite.get_state([a])[a] == memory.get_state([b])[b]
+    sqlite.check_invariants()
+    sqlite.close()

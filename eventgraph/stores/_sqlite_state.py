@@ -34,6 +34,7 @@ from ..errors import StoreError
 from ..protocols import EventStateGroups, StateWrite
 from .memory_state import (
     MAX_DELTA_HOPS,
+    PartialSnapshotError,
     StateGroupStats,
     _Group,
     _make_group,
@@ -352,8 +353,37 @@ def _insert_groups(conn: sqlite3.Connection, write: StateWrite, chunk: int) -> d
     deepest = max((found[p][0][4] for p in stored_parents), default=0)
     full = deepest + len(drafts) >= MAX_DELTA_HOPS
     members = sorted({link[0] for chain in found.values() for link in chain})
-    keys = None if full else sorted({k for d in drafts for k in d.changes})
-    stored = entries(conn, members, keys, chunk)
+    draft_keys = sorted({k for d in drafts for k in d.changes})
+    if not full:
+        stored = entries(conn, members, draft_keys, chunk)
+        return _build_groups(conn, write, found, stored, partial=False)
+    # A rebase reads every group above the snapshot whole, but of the snapshot (10^5 entries
+    # in a large room) only the keys those groups and the drafts touch: all a compaction
+    # compares with it. A draft that becomes a new snapshot needs it all: read it then.
+    above = sorted({link[0] for chain in found.values() for link in chain if link[1] != _SNAPSHOT})
+    snapshots = sorted(set(members) - set(above))
+    stored = entries(conn, above, None, chunk)
+    touched = sorted({k for changes in stored.values() for k in changes} | set(draft_keys))
+    if snapshots:
+        stored.update(entries(conn, snapshots, touched, chunk))
+    try:
+        return _build_groups(conn, write, found, stored, partial=bool(snapshots))
+    except PartialSnapshotError:
+        stored.update(entries(conn, snapshots, None, chunk))
+        return _build_groups(conn, write, found, stored, partial=False)
+
+
+def _build_groups(
+    conn: sqlite3.Connection,
+    write: StateWrite,
+    found: Mapping[int, _Chain],
+    stored: Mapping[int, dict[_Key, str | None]],
+    *,
+    partial: bool,
+) -> dict[int, int]:
+    """Make and insert the drafts' groups over the stored chains ``found`` with their entries
+    ``stored`` (snapshots possibly only in part: ``partial``)."""
+    drafts = write.groups
     objects: dict[int, _Group] = {}
     gid_of: dict[int, int] = {}  # id(object) -> group ID
     for chain in found.values():
@@ -372,7 +402,7 @@ def _insert_groups(conn: sqlite3.Connection, write: StateWrite, chunk: int) -> d
         parent_obj = None
         if draft.prev_group is not None:
             parent_obj = objects[ids.get(draft.prev_group, draft.prev_group)]
-        obj = _make_group(draft.room_id, parent_obj, draft.changes)
+        obj = _make_group(draft.room_id, parent_obj, draft.changes, partial_snapshots=partial)
         objects[n] = obj
         gid_of[id(obj)] = n
         ids[draft.group_id] = n

@@ -474,8 +474,25 @@ def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
     return out
 
 
-def _make_group(room_id: str, parent: _Group | None, changes: Mapping[_Key, str | None]) -> _Group:
-    """Store ``changes`` on ``parent`` as a delta, a compaction or a snapshot (rule 1)."""
+class PartialSnapshotError(Exception):
+    """:func:`_make_group` was handed a snapshot holding only some of its entries and needs
+    all of them (it makes a new snapshot). Internal: the SQLite store then reads the whole
+    snapshot and builds again."""
+
+
+def _make_group(
+    room_id: str,
+    parent: _Group | None,
+    changes: Mapping[_Key, str | None],
+    *,
+    partial_snapshots: bool = False,
+) -> _Group:
+    """Store ``changes`` on ``parent`` as a delta, a compaction or a snapshot (rule 1).
+
+    With ``partial_snapshots``, the snapshot at the bottom of ``parent``'s chain may hold only
+    the entries at the keys of the groups above it and of ``changes`` — all a delta or a
+    compaction reads of it; making a new snapshot raises :class:`PartialSnapshotError`.
+    """
     if parent is None:
         full: dict[_Key, str | None] = {k: v for k, v in changes.items() if v is not None}
         return _Group(room_id, _SNAPSHOT, None, full, 0, len(full))
@@ -511,6 +528,8 @@ def _make_group(room_id: str, parent: _Group | None, changes: Mapping[_Key, str 
     limit = max(_MIN_COMPACTION, math.isqrt(2 * MAX_DELTA_HOPS * max(size, 1)))
     if len(compacted) <= limit:
         return _Group(room_id, _COMPACTION, snapshot, compacted, 0, size)
+    if partial_snapshots:
+        raise PartialSnapshotError
     new = dict(base)
     for key, value in compacted.items():
         if value is None:
