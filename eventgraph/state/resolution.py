@@ -579,53 +579,34 @@ def _reverse_topological_power_order(
     return order
 
 
-#: Per store (weakly held): mainlines already walked, each as power-levels event -> height
-#: above the mainline's last event, keyed by the mainline's first event (a few per store).
-_MAINLINES: weakref.WeakKeyDictionary[object, dict[str, dict[str, int]]] = (
-    weakref.WeakKeyDictionary()
-)
-_MAINLINES_PER_STORE = 8
-_MAINLINES_LOCK = threading.Lock()
-
-
 def _mainline_positions(
     loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
 ) -> dict[str, float]:
-    """The mainline position of each event (see :func:`_mainline_positions_walked` for the
-    spec's definition), reusing the mainline of an earlier resolution on the same store.
+    """The mainline position of each event, based on the power levels event ``power_levels_id``.
 
-    A mainline is a fact of stored events (each event's ``auth_events`` and whether they are
-    stored in the room), so a mainline walked completely — every auth event of every mainline
-    event was found — is kept for the store and reused: whole, when the same power levels
-    event is resolved again, or extended by one event when the new one's power levels parent
-    was resolved before (the usual case while a room's forks are ingested). Rooms with a long
-    power-levels history would otherwise walk all of it on every resolution. Without a usable
-    mainline (a store that cannot be weakly referenced, none kept yet, or a walk that met an
-    unknown auth event) the positions are walked (:func:`_mainline_positions_walked`).
+    Spec: v2 "Mainline ordering": the mainline of P₀ is [P₀, P₁, …] following the power levels
+    event in each one's ``auth_events``; for another event e the list [e₁, …] is built the same
+    way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
+    eⱼ on the mainline, else ∞.
+
+    The mainline comes from :func:`_mainline_heights` (usually kept from an earlier resolution
+    on the same store). Then the parents of every power-levels event met off the mainline are
+    found, one batch of auth events per round, each event once whatever the number of lists
+    through it, and the answers are read back along the parent links. A cycle (forgeable IDs)
+    gives ∞.
+
+    Complexity: O(events + power-levels events walked off the mainline), plus the mainline
+    walk when none is kept; store round trips: the longest walk off the mainline (plus the
+    mainline's length when it is walked).
     """
     events = loaded.events
-    if power_levels_id is None or power_levels_id not in events:
-        return _mainline_positions_walked(loaded, power_levels_id, event_ids)
-    try:
-        with _MAINLINES_LOCK:
-            kept = dict(_MAINLINES.setdefault(loaded.store, {}))
-    except TypeError:  # a store without weak references
-        return _mainline_positions_walked(loaded, power_levels_id, event_ids)
-    heights = kept.get(power_levels_id)
-    if heights is None:
-        heights = _walk_mainline(loaded, power_levels_id, kept)
-        if heights is None:
-            return _mainline_positions_walked(loaded, power_levels_id, event_ids)
-        with _MAINLINES_LOCK:
-            store_kept = _MAINLINES.setdefault(loaded.store, {})
-            store_kept[power_levels_id] = heights
-            while len(store_kept) > _MAINLINES_PER_STORE:
-                del store_kept[next(iter(store_kept))]
-    top = heights[power_levels_id]
     pl_parent = loaded.pl_parent
     firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
-    # The power-levels parent of every event met off the mainline, one batch per round, each
-    # met once whatever the number of lists through it.
+    if power_levels_id is None or power_levels_id not in events:
+        return dict.fromkeys(firsts, _INFINITY)  # an empty mainline: nothing meets it
+    heights = _mainline_heights(loaded, power_levels_id)
+    top = heights[power_levels_id]
+    # The power-levels parent of every event met off the mainline, one batch per round.
     parent: dict[str, str | None] = {}
     frontier = {p for p in firsts.values() if p is not None and p not in heights}
     while frontier:
@@ -638,7 +619,8 @@ def _mainline_positions(
                 met.add(q)
         frontier = met
     # Each list's meeting point read back along the parent links (iteratively; a list that
-    # ends off the mainline, or a cycle of forgeable IDs, gives infinity).
+    # ends off the mainline, or a cycle, gives infinity).
+    # (The mainline's own positions are read from ``heights`` as needed, never copied.)
     answer: dict[str | None, float] = {None: _INFINITY}
     for start in parent:
         if start in answer:
@@ -654,126 +636,94 @@ def _mainline_positions(
             on_path.add(x)
             path.append(x)
             x = parent[x]
-        result = answer[x] if x in answer else float(top - heights[x])  # type: ignore[index]
+        if x in answer:
+            result = answer[x]
+        else:
+            assert x is not None  # (on the mainline)
+            result = float(top - heights[x])
         for y in path:
             answer[y] = result
     return {
-        event_id: (
-            _INFINITY if p is None else float(top - heights[p]) if p in heights else answer[p]
-        )
+        event_id: float(top - heights[p]) if p in heights else answer[p]
         for event_id, p in firsts.items()
     }
 
 
-def _walk_mainline(
-    loaded: _Events, power_levels_id: str, kept: Mapping[str, dict[str, int]]
-) -> dict[str, int] | None:
-    """The heights of the mainline of ``power_levels_id``, from a kept mainline of its parent
-    or by walking it whole; ``None`` if an auth event of a mainline event is not known (the
-    walk's answer could change when it is stored) or the mainline has a cycle."""
-    events = loaded.events
-    path: list[str] = []
-    cursor: str | None = power_levels_id
-    below: dict[str, int] | None = None
-    while cursor is not None:
-        if cursor in kept:
-            below = kept[cursor]
-            break
-        if cursor in path:
-            return None  # a cycle (forgeable IDs)
-        ev = events[cursor]
-        loaded.load(ev.auth_event_ids)
-        if any(a not in events for a in ev.auth_event_ids):
-            return None
-        path.append(cursor)
-        cursor = loaded.pl_parent(ev)
-    heights = dict(below) if below is not None else {}
-    base = len(heights)
-    for offset, event_id in enumerate(reversed(path)):
-        if event_id in heights:
-            return None
-        heights[event_id] = base + offset
+#: Per store (weakly held): mainlines already walked, each as power-levels event -> height
+#: above the mainline's last event, keyed by the mainline's first event (a few per store).
+_MAINLINES: weakref.WeakKeyDictionary[object, dict[str, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+_MAINLINES_PER_STORE = 8
+_MAINLINES_LOCK = threading.Lock()
+
+
+def _mainline_heights(loaded: _Events, power_levels_id: str) -> dict[str, int]:
+    """The mainline of ``power_levels_id`` (a loaded event), as each event's height above the
+    mainline's last one (P₀ highest).
+
+    A mainline is a fact of stored events (each event's ``auth_events`` and whether they are
+    stored in the room), so one walked completely — every auth event of every mainline event
+    found, no cycle — is kept for the store and reused: whole, when the same power levels event
+    is resolved again, or under one more event when the new one's parent was kept (the usual
+    case while a room's forks are ingested). Rooms with a long power-levels history would
+    otherwise walk all of it on every resolution. A store that cannot be weakly referenced
+    keeps nothing.
+    """
+    try:
+        with _MAINLINES_LOCK:
+            kept: dict[str, dict[str, int]] | None = dict(_MAINLINES.setdefault(loaded.store, {}))
+    except TypeError:  # a store without weak references
+        kept = None
+    if kept is not None and power_levels_id in kept:
+        return kept[power_levels_id]
+    heights, complete = _walk_mainline(loaded, power_levels_id, kept)
+    if heights is None:  # the walk met the kept mainline again (a cycle): walk it alone
+        heights, complete = _walk_mainline(loaded, power_levels_id, None)
+        assert heights is not None
+    if complete and kept is not None:
+        with _MAINLINES_LOCK:
+            store_kept = _MAINLINES.setdefault(loaded.store, {})
+            store_kept[power_levels_id] = heights
+            while len(store_kept) > _MAINLINES_PER_STORE:
+                del store_kept[next(iter(store_kept))]
     return heights
 
 
-def _mainline_positions_walked(
-    loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
-) -> dict[str, float]:
-    """The mainline position of each event, based on the power levels event ``power_levels_id``,
-    walking the mainline only as deep as the events need.
-
-    Spec: v2 "Mainline ordering": the mainline of P₀ is [P₀, P₁, …] following the power levels
-    event in each one's ``auth_events``; for another event e the list [e₁, …] is built the same
-    way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
-    eⱼ on the mainline, else ∞.
-
-    Both lists follow one parent link per power-levels event, so they are paths of one tree:
-    once e's list meets the mainline it stays on it, and the meeting point is both the first eⱼ
-    on the mainline and the mainline event of smallest index among e's list. So the mainline
-    and the lists are walked *together*, a step of each per round, and e is answered as soon as
-    one walk reaches a node the other has visited — the first such node is the meeting point
-    whichever walk gets there first. Neither walk goes further than the deepest meeting point
-    needed: a room's whole power-levels history is walked only for an event whose list never
-    meets the mainline (∞). A cycle (forgeable IDs) ends a walk; a walk that ends without a
-    meeting, once the mainline is walked to its end, gives ∞.
-
-    Complexity: O(events + steps to the meeting points); two store round trips per round, as
-    many rounds as the longest walk needed.
-    """
+def _walk_mainline(
+    loaded: _Events, power_levels_id: str, kept: Mapping[str, dict[str, int]] | None
+) -> tuple[dict[str, int] | None, bool]:
+    """Walk the mainline from ``power_levels_id`` down to its end, a cycle, or an event whose
+    mainline is ``kept``; the heights, and whether the walk was complete (no cycle, every
+    auth event of every mainline event known). ``None`` heights: the walked part meets the kept
+    mainline twice (a cycle through it)."""
     events = loaded.events
-    pl_parent = loaded.pl_parent
-    firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
-    index: dict[str, int] = {}  # the mainline walked so far
-    cursor = power_levels_id if power_levels_id in events else None
-    answer: dict[str, float] = {}  # per walk (named by its first node)
-    heads: dict[str, str | None] = {}  # each open walk's last node (None: ended)
-    on_walk: dict[str, set[str]] = {}  # each open walk's nodes (for cycles)
-    walkers: dict[str, list[str]] = {}  # node -> the walks that visited it
-    for start in {p for p in firsts.values() if p is not None}:
-        heads[start] = start
-        on_walk[start] = {start}
-        walkers.setdefault(start, []).append(start)
-    while heads:
-        # One step of the mainline: its next node answers the walks that visited it.
-        if cursor is not None and cursor not in index:
-            position = index[cursor] = len(index)
-            for start in walkers.get(cursor, ()):
-                if start in heads:
-                    answer[start] = float(position)
-                    del heads[start]
-            ev = events[cursor]
-            loaded.load(ev.auth_event_ids)
-            cursor = pl_parent(ev)
-        else:
-            cursor = None  # walked to its end (or around a cycle)
-        # One step of every open walk.
-        moving = [h for h in heads.values() if h is not None]
-        if moving:
-            loaded.load_auth_events(moving)
-        for start, head in list(heads.items()):
-            if head is None:
-                if cursor is None:
-                    answer[start] = _INFINITY  # ended, and the mainline is walked: no meeting
-                    del heads[start]
-                continue
-            nxt = pl_parent(events[head]) if head in events else None
-            if nxt is None or nxt in on_walk[start]:
-                heads[start] = None
-                if cursor is None:
-                    answer[start] = _INFINITY
-                    del heads[start]
-                continue
-            if nxt in index:
-                answer[start] = float(index[nxt])
-                del heads[start]
-                continue
-            heads[start] = nxt
-            on_walk[start].add(nxt)
-            walkers.setdefault(nxt, []).append(start)
-    return {
-        event_id: _INFINITY if p is None else (float(index[p]) if p in index else answer[p])
-        for event_id, p in firsts.items()
-    }
+    path: list[str] = []
+    on_path: set[str] = set()
+    complete = True
+    below: dict[str, int] = {}
+    cursor: str | None = power_levels_id
+    while cursor is not None:
+        if kept is not None and cursor in kept:
+            below = kept[cursor]
+            break
+        if cursor in on_path:
+            complete = False  # a cycle (forgeable IDs): the mainline stops at the repeat
+            break
+        ev = events[cursor]
+        loaded.load(ev.auth_event_ids)
+        if any(a not in events for a in ev.auth_event_ids):
+            complete = False  # the answer could change once that event is stored
+        on_path.add(cursor)
+        path.append(cursor)
+        cursor = loaded.pl_parent(ev)
+    if not on_path.isdisjoint(below):
+        return None, False
+    heights = dict(below)
+    base = len(heights)
+    for offset, event_id in enumerate(reversed(path)):
+        heights[event_id] = base + offset
+    return heights, complete
 
 
 # -- v2 and v2.1 -----------------------------------------------------------------------------
