@@ -73,7 +73,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -103,6 +103,8 @@ __all__ = [
     "Status",
     "ingest",
 ]
+
+_V = TypeVar("_V")
 
 #: The most events whose write waits for the events after them (rule 4).
 _PENDING_LIMIT = 256
@@ -946,23 +948,11 @@ class _Run:
 
     def _events(self, ids: Sequence[str]) -> Mapping[str, Event]:
         """The stored or pending events among ``ids``."""
-        pending = self._pending
-        if not pending:
-            return self.store.get_events(ids)
-        out = {i: pending[i] for i in ids if i in pending}
-        if len(out) < len(ids):
-            out.update(self.store.get_events([i for i in ids if i not in out]))
-        return out
+        return _with_pending(self._pending, ids, self.store.get_events)
 
     def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
         """The state groups of the stored or pending events among ``event_ids``."""
-        pending = self._pending_groups
-        if not pending:
-            return self.store.get_event_state_groups(event_ids)
-        out = {i: pending[i] for i in event_ids if i in pending}
-        if len(out) < len(event_ids):
-            out.update(self.store.get_event_state_groups([i for i in event_ids if i not in out]))
-        return out
+        return _with_pending(self._pending_groups, event_ids, self.store.get_event_state_groups)
 
     # -- the common path, written in batches (rule 4) ----------------------------------------
 
@@ -1091,6 +1081,18 @@ class _Run:
         except AuthError as err:
             return err.rule
         return None
+
+
+def _with_pending(
+    pending: Mapping[str, _V], ids: Sequence[str], read: Callable[[Sequence[str]], Mapping[str, _V]]
+) -> Mapping[str, _V]:
+    """The values of ``ids`` from ``pending`` (not written yet), the rest read from the store."""
+    if not pending:
+        return read(ids)
+    out = {i: pending[i] for i in ids if i in pending}
+    if len(out) < len(ids):
+        out.update(read([i for i in ids if i not in out]))
+    return out
 
 
 def _diff(old: Mapping[StateKey, str], new: Mapping[StateKey, str]) -> dict[StateKey, str | None]:

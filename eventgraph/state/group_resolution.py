@@ -228,6 +228,10 @@ class _Reader:
         for g in self._groups:
             self.states[g].update(got.get(g, {}))
 
+    def events(self, event_ids: Collection[str]) -> Mapping[str, Event]:
+        """The stored events among ``event_ids``."""
+        return self._store.get_events(event_ids)
+
     def shared(self, keys: Collection[StateKey]) -> dict[StateKey, str]:
         """The entries at ``keys``, which are outside R and so the same in every input."""
         first = self._groups[0]
@@ -326,12 +330,8 @@ class _WitnessSearch:
             return
         members = self._store.get_chain_members(dict.fromkeys(unknown, (0, 1)))
         firsts = {c: ids[0] for c, ids in members.items() if ids}
-        events = self._reader_events(list(firsts.values()))
+        events = self._reader.events(list(firsts.values()))
         for c in unknown:
             ev = events.get(firsts.get(c, ""))
             key = (ev.type, ev.state_key) if ev is not None and ev.state_key is not None else None
             self._chain_keys[c] = key
-
-    def _reader_events(self, event_ids: list[str]) -> Mapping[str, Event]:
-        store = self._reader._store
-        return store.get_events(event_ids)
