@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from eventgraph.errors import InvalidRequestError, UnsupportedRoomVersionError
 from eventgraph.events.event import StateKey
 from eventgraph.protocols import RoomStore, StateGroupChangesReader
 from eventgraph.room import NoSignatureChecks, Room
@@ -170,3 +171,12 @@ def test_kept_mainlines_give_the_walked_answers() -> None:
     warm = [resolve_state("11", [states[g] for g in combo], store) for combo in combos]
     assert warm == fresh
     assert resolution._MAINLINES.get(store)  # the warm runs reused kept mainlines
+
+
+@pytest.mark.parametrize("groups", [["1", 2], "12", [1.0, 2], [None, 1], [True, 2]])
+def test_malformed_groups_are_refused_with_a_typed_error(groups: object) -> None:
+    store = MemoryStore()
+    with pytest.raises(InvalidRequestError):
+        resolve_groups("11", groups, store)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedRoomVersionError):
+        resolve_groups("99", [1, 2], store)

@@ -50,6 +50,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
+from ..errors import InvalidRequestError
 from ..events.auth_selection import auth_types_for_event
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
@@ -110,8 +111,18 @@ def resolve_groups(
     Complexity: O(|R|) state reads and the restricted resolution, plus the witness search:
     chains visited upward from each event of the restricted auth difference up to its first
     witness (at most ``search_budget`` in all) — never O(state size).
+
+    Raises:
+        UnsupportedRoomVersionError: unknown room version.
+        InvalidRequestError: ``groups`` is not a sequence of group IDs (``int``).
+        EventGraphError: what :func:`~eventgraph.state.resolution.resolve_state` raises for
+            the events it reads (a missing conflicted event, a cycle of power events).
+
+        The store is never written to.
     """
     rv = room_version(room_version_id)
+    if isinstance(groups, (str, bytes)) or not all(type(g) is int for g in groups):
+        raise InvalidRequestError("groups must be a sequence of state group IDs (int)")
     distinct = sorted(set(groups))
     if (
         rv.state_res is StateResAlgorithm.V1
