@@ -436,7 +436,7 @@ class _Run:
         self._pending_drafts: list[StateGroupDraft] = []
         self._pending_groups: dict[str, EventStateGroups] = {}
         # A pending draft: the stored group it builds on, and every change since that group.
-        self._pending_states: dict[int, tuple[int, dict[StateKey, str]]] = {}
+        self._pending_states: dict[int, _Delta] = {}
         # The keys of the pending state events, whatever their flags (``_unresolved_ids``).
         self._pending_keys: set[StateKey] = set()
         # The room's forward extremities as the store will have them once the pending events
@@ -898,10 +898,7 @@ class _Run:
             return self.store.get_state((group,), keys).get(group, {})
         drafted = self._pending_states.get(group)
         if drafted is not None:
-            base, changes = drafted
-            rest = [k for k in keys if k not in changes]
-            found = self._entries(base, rest) if rest else {}
-            return {k: v for k in keys if (v := changes.get(k) or found.get(k)) is not None}
+            return drafted.entries(keys, self._entries)
         # Stored groups never change: remember what was read (fast path; per call).
         known = self._lookups.get(group)
         if known is None:
@@ -1003,9 +1000,9 @@ class _Run:
             self._pending_drafts.append(StateGroupDraft(after, room_id, before, {key: event_id}))
             base = self._pending_states.get(before)
             if base is None:
-                self._pending_states[after] = (before, {key: event_id})
+                self._pending_states[after] = _Delta(before, {key: event_id})
             else:
-                self._pending_states[after] = (base[0], {**base[1], key: event_id})
+                self._pending_states[after] = _Delta(base.base, {**base.changes, key: event_id})
         self._pending[event_id] = event
         if key is not None:
             self._pending_keys.add(key)
