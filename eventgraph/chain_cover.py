@@ -26,11 +26,12 @@ own code):
    ``PROBE_BUDGET`` links (every link of each chain it pops counts, in order); a probe that
    runs out keeps the link (a redundant link costs a row, never a wrong answer).
 5. Speed never changes the index: a probe whose answer is known without walking (nothing can
-   reach the target, or the source has no way off its chain) is skipped, and a hub probed for
-   event after event is answered from a cached walk when that gives the probe's own answer,
-   budget included (``ChainCoverIndex._reached``). The index holds exactly the links of the
-   plain double loop over auth events with link-by-link probes (the tests hold it to that
-   reference), so an index replayed from a store built by older code agrees with it.
+   reach the target, the source has no way off its chain, or the source was indexed before
+   the target) is skipped, and a hub probed for event after event is answered from a cached
+   walk when that gives the probe's own answer, budget included (``ChainCoverIndex._reached``).
+   The index holds exactly the links of the plain double loop over auth events with
+   link-by-link probes (the tests hold it to that reference), so an index replayed from a
+   store built by older code agrees with it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from typing import NamedTuple
 
 import attrs
 
@@ -49,14 +51,17 @@ __all__ = ["PROBE_BUDGET", "ChainCoverIndex", "IndexedEvent"]
 
 #: The most links one reachability probe of the link reduction examines (rule 4).
 PROBE_BUDGET = 256
-#: How many complete walks the index keeps for its probes (cleared when full).
+#: How many walks the index keeps for its probes in each of its two generations (the young
+#: one becomes the old one when full, and a walk found in the old one moves back: the walks
+#: probed again and again stay).
 _WALK_CACHE_SIZE = 1024
 
 
-@attrs.frozen
-class _Walk:
+class _Walk(NamedTuple):
     """A complete walk of the reachability probe from one position, with no target
     (``ChainCoverIndex._walk``), kept to answer later probes from that position.
+
+    (A named tuple: made at C speed, one per walk.)
 
     Attributes:
         best: the highest sequence reached on each chain (the start included).
@@ -122,7 +127,12 @@ class ChainCoverIndex:
         self._next_chain = 1
         # What a complete walk from a position reaches (see _reached), for the positions
         # probed lately: hubs (power levels, join rules) are probed for nearly every event.
+        # Two generations (_WALK_CACHE_SIZE): a walk used again is moved to the young one.
         self._walks: dict[tuple[int, int], _Walk] = {}
+        self._old_walks: dict[tuple[int, int], _Walk] = {}
+        # When each indexed event was indexed (0, 1, ...): a probe can only reach events
+        # indexed before its source (rule 5; see _index).
+        self._order: dict[str, int] = {}
         self._made = 0  # links made so far
         # Rule 1: an unindexed state event -> the auth IDs it still waits for, and the reverse.
         self._waiting_for: dict[str, set[str]] = {}
@@ -291,6 +301,8 @@ class ChainCoverIndex:
             self._next_chain = chain + 1
             members[chain] = [event_id]
         positions[event_id] = _new(ChainPosition, (chain, seq))
+        order = self._order
+        order[event_id] = len(order)
         # Rule 3: link only to auth events not reachable otherwise.
         places = [positions[a] for a in targets]
         top: dict[int, int] = {}  # the highest auth event on each chain
@@ -300,8 +312,8 @@ class ChainCoverIndex:
         links_of = self._links
         reverse = self._reverse
         existing = links_of.get(chain)
-        sources: list[tuple[int, int]] | None = None
-        for target_chain, target_seq in places:
+        candidates: list[tuple[int, int, int]] | None = None  # (chain, sequence, order)
+        for target, (target_chain, target_seq) in zip(targets, places, strict=True):
             if target_chain == chain or top[target_chain] > target_seq:
                 continue  # on the event's own chain, or below another auth event on its chain
             into = reverse.get(target_chain)
@@ -309,10 +321,17 @@ class ChainCoverIndex:
             # above it, from an auth event with a link at or below it (no such link: every
             # probe would answer False).
             if into and into[-1][0] >= target_seq:
-                if sources is None:
-                    sources = [
-                        (c, s) for c, s in places if (out := links_of.get(c)) and out[0][0] <= s
+                if candidates is None:
+                    candidates = [
+                        (c, s, order[b])
+                        for b, (c, s) in zip(targets, places, strict=True)
+                        if (out := links_of.get(c)) and out[0][0] <= s
                     ]
+                # A probe only reaches events indexed before its source: everything it passes
+                # was indexed before what links to it, and a chain's events in sequence order.
+                # So an auth event indexed before the target cannot reach it: not probed.
+                after = order[target]
+                sources = [(c, s) for c, s, o in candidates if o > after]
                 if sources and self._reached(sources, target_chain, target_seq):
                     continue
             if existing is None:
@@ -321,10 +340,18 @@ class ChainCoverIndex:
                 tc == target_chain and ts >= target_seq and o <= seq for o, tc, ts in existing
             ):
                 continue  # covered by a link of the chain
-            insort(existing, _new(ChainLink, (seq, target_chain, target_seq)))
+            link = _new(ChainLink, (seq, target_chain, target_seq))
+            if existing and existing[-1] > link:
+                insort(existing, link)
+            else:
+                existing.append(link)  # (the usual case: the event is the chain's tip)
+            back = _new(ChainReverseLink, (target_seq, chain, seq))
             if into is None:
-                into = reverse[target_chain] = []
-            insort(into, _new(ChainReverseLink, (target_seq, chain, seq)))
+                reverse[target_chain] = [back]
+            elif into[-1] > back:
+                insort(into, back)
+            else:
+                into.append(back)  # (the usual case: a link to a chain's tip, from a new chain)
             self._made += 1
 
     def _reached(self, sources: list[tuple[int, int]], target_chain: int, target_seq: int) -> bool:
@@ -352,9 +379,13 @@ class ChainCoverIndex:
                 continue
             walk = walks.get(source)
             if walk is None:
+                walk = self._old_walks.get(source)
+                if walk is None:
+                    walk = self._walk(chain, sequence, budget)
                 if len(walks) >= _WALK_CACHE_SIZE:
-                    walks.clear()
-                walk = walks[source] = self._walk(chain, sequence, budget)
+                    self._old_walks = walks
+                    walks = self._walks = {}
+                walks[source] = walk
             if walk.complete:
                 if walk.best.get(target_chain, 0) < target_seq:
                     continue
@@ -365,7 +396,7 @@ class ChainCoverIndex:
                 links_of = self._links
                 counted = sum(len(links_of.get(c, ())) for c in walk.popped)
                 if counted <= budget:
-                    walks[source] = attrs.evolve(walk, counted=counted, made=self._made)
+                    walks[source] = walk._replace(counted=counted, made=self._made)
                     return True
             if self._probe(chain, sequence, target_chain, target_seq, budget):
                 return True
@@ -445,7 +476,7 @@ class ChainCoverIndex:
                 continue
             examined += len(chain_links)
             if examined > cap:
-                return _Walk(best, (), 0, 0, 0, complete=False)
+                return _Walk(best, (), 0, 0, 0, False)
             if best[here] > stand:
                 continue  # stale (see _probe)
             for origin, tc, ts in chain_links:
@@ -454,8 +485,9 @@ class ChainCoverIndex:
                 if best.get(tc, 0) < ts:
                     best[tc] = ts
                     stack.append((tc, ts))
-        repeat = max(Counter(popped).values())
-        return _Walk(best, tuple(popped), examined, repeat, self._made, complete=True)
+        # The most pops of one chain (a chain popped twice only after a stale push: rare).
+        repeat = 1 if len(set(popped)) == len(popped) else max(Counter(popped).values())
+        return _Walk(best, tuple(popped), examined, repeat, self._made, True)
 
     # -- invariants ---------------------------------------------------------------------------
 
