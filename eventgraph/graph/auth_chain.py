@@ -649,70 +649,55 @@ class _UpwardSearch:
         self.work = 0
         self.tested: dict[int, int] = {}
         self.clear: dict[int, int] = {}
-        # The members read by the first level: chain -> (low, members above low), so a chain
-        # closed there needs no second read for the answer.
-        self.seen: dict[int, tuple[int, tuple[str, ...]]] = {}
 
     def _hits(
-        self, ranges: Mapping[int, tuple[int, int]], *, keep: bool = False
+        self, ranges: Mapping[int, tuple[int, int]], got: Mapping[int, tuple[str, ...]]
     ) -> list[ChainPosition]:
-        """Compare the members of ``ranges`` with the shared events (one round trip); the
-        highest shared member of each chain that has one. With ``keep``, remember the
-        members read (``seen``)."""
+        """The highest shared member of each chain of ``got`` (the members of ``ranges``,
+        read) that has one; the members count as compared (``tested``)."""
         shared, tested = self.shared, self.tested
         hits: list[ChainPosition] = []
-        work = 0
-        got = self.store.get_chain_members(ranges)
-        if keep:
-            self.seen = {c: (ranges[c][0], ids) for c, ids in got.items()}
+        self.work += sum(map(len, got.values()))
         for c, ids in got.items():
-            work += len(ids)
             if shared.isdisjoint(ids):  # (C speed: most chains above a fork share nothing)
                 continue
             k = len(ids) - 1
             while ids[k] not in shared:
                 k -= 1
             hits.append(ChainPosition(c, ranges[c][0] + 1 + k))
-        self.work += work
-        for c, (low, _) in ranges.items():
-            tested[c] = low + 1
+        tested.update({c: low + 1 for c, (low, _) in ranges.items()})
         return hits
 
     def first_level(
-        self, starts: Mapping[int, tuple[int, int]]
-    ) -> tuple[list[ChainPosition], list[int]]:
-        """The first level of the walks from ``chain: (member_from, link_from)``, all at once.
+        self, pending: Mapping[int, tuple[int, int]], *, inclusive: bool
+    ) -> tuple[list[ChainPosition], Mapping[int, tuple[str, ...]], list[int]]:
+        """The first level of the searches from the lowest candidate of every chain of
+        ``pending`` (``chain: (low, high)``, the candidates ``low < sequence <= high``), all at
+        once; the first call on a search.
 
-        Returns the shared events found (as :meth:`walk`) and the chains whose walk ends here
-        with none: no shared member from ``member_from`` up, no link into the chain from
-        ``link_from`` up. Two round trips.
+        Returns the shared events found (as :meth:`walk`), the members read (per chain, those
+        from the lowest candidate up: the candidate itself is compared only when
+        ``inclusive``) and the chains whose search ends here with none: no shared member from
+        the candidate up, no link into the chain at or above it. Two round trips.
         """
         tested, clear = self.tested, self.clear
-        ranges = {
-            c: (m - 1, tested.get(c, _NO_SEQUENCE) - 1)
-            for c, (m, _) in starts.items()
-            if m < tested.get(c, _NO_SEQUENCE)
-        }
-        hits = self._hits(ranges, keep=True) if ranges else []
-        hit_chains = {h.chain_id for h in hits}
-        follow = {
-            c: (f - 1, clear.get(c, _NO_SEQUENCE) - 1)
-            for c, (_, f) in starts.items()
-            if c not in hit_chains
-        }
+        assert not tested  # (the first call: nothing to skip yet)
+        assert not clear
+        skip = 0 if inclusive else 1
+        top = _NO_SEQUENCE - 1
+        ranges = {c: (low + skip, top) for c, (low, _) in pending.items()}
+        got = self.store.get_chain_members(ranges)
+        hits = self._hits(ranges, got)
+        if hits:
+            hit_chains = {h.chain_id for h in hits}
+            follow = {c: (low, top) for c, (low, _) in pending.items() if c not in hit_chains}
+        else:
+            follow = ranges if inclusive else {c: (low, top) for c, (low, _) in pending.items()}
         into = self.store.get_chain_reverse_links(follow) if follow else {}
-        closed: list[int] = []
-        work = 0
-        for c, (low, _) in follow.items():
-            got = into.get(c)
-            if got is None:
-                closed.append(c)
-                if low + 1 < clear.get(c, _NO_SEQUENCE):
-                    clear[c] = low + 1
-            else:
-                work += len(got)
-        self.work += work
-        return hits, closed
+        self.work += sum(map(len, into.values()))
+        closed = [c for c in follow if c not in into]
+        clear.update({c: follow[c][0] + 1 for c in closed})
+        return hits, got, closed
 
     def walk(self, chain: int, member_from: int, link_from: int) -> list[ChainPosition]:
         """Shared events above ``chain``: members at ``member_from`` or higher, or reached from
@@ -738,7 +723,7 @@ class _UpwardSearch:
                 if m < tested.get(c, _NO_SEQUENCE)
             }
             if ranges:
-                hits = self._hits(ranges)
+                hits = self._hits(ranges, store.get_chain_members(ranges))
                 if hits:
                     return hits
             follow: dict[int, tuple[int, int]] = {}
@@ -801,21 +786,22 @@ def _drop_below_shared(
     try:
         # The first level of every search at once: most candidates of a fork are new events
         # with no link into their chain above them, whose search ends there.
-        pending = _above(candidates, below)
-        first = {c: (low + 1 if inclusive else low + 2, low + 1) for c, (low, _) in pending.items()}
-        found, closed = search.first_level(first)
+        pending = _above(candidates, below) if below.reach else dict(candidates)
+        found, read, closed = search.first_level(pending, inclusive=inclusive)
         if found:
-            for pos in found:
-                below.start(pos, inclusive=inclusive)
+            below.start_all(found, inclusive=inclusive)
             _materialize(store, [below], links)
-        seen = search.seen
-        for c in closed:  # nothing shared above its lowest candidate
+        # Nothing shared above the lowest candidate of a closed chain: its candidates are in
+        # the answer, read already when the candidate itself was (``inclusive``).
+        for c in closed:
             low, high = pending.pop(c)
-            read = seen.get(c)
-            if read is not None and read[0] <= low and read[0] + len(read[1]) >= high:
-                known.update(read[1][low - read[0] : high - read[0]])
-            else:
+            ids = read.get(c) if inclusive else None
+            if ids is None or len(ids) < high - low:
                 out[c] = (low, high)
+            elif len(ids) == high - low:
+                known.update(ids)
+            else:
+                known.update(ids[: high - low])
         for c, (low, high) in sorted(pending.items()):
             while True:
                 low = max(low, below.reach.get(c, 0))
