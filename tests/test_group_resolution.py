@@ -180,3 +180,35 @@ def test_malformed_groups_are_refused_with_a_typed_error(groups: object) -> None
         resolve_groups("11", groups, store)  # type: ignore[arg-type]
     with pytest.raises(UnsupportedRoomVersionError):
         resolve_groups("99", [1, 2], store)
+
+
+class _WideChanges(MemoryStore):
+    """A store whose changed keys are every key of both states: a superset as wide as it gets
+    (as when one input's delta chain was compacted)."""
+
+    def get_changed_keys(self, first: int, second: int, /) -> frozenset[StateKey] | None:
+        states = self.get_state([first, second])
+        return frozenset(states[first].keys() | states[second].keys())
+
+
+def test_resolves_only_where_the_inputs_really_differ() -> None:
+    """Keys of the store's superset where every input has the same entry stay outside R: the
+    answer and the number of keys resolved do not depend on how wide the superset is."""
+    b = random_room(0, "11", n=80)
+    narrow, wide = MemoryStore(), _WideChanges()
+    Room(narrow, "11", verifier=TRUST).add(b.pdus)
+    Room(wide, "11", verifier=TRUST).add(b.pdus)
+    groups = _groups_of(narrow, list(b.events))
+    assert groups == _groups_of(wide, list(b.events))
+    compared = 0
+    for combo in itertools.combinations(groups[-12:], 2):
+        a, c = resolve_groups("11", combo, narrow), resolve_groups("11", combo, wide)
+        assert (a is None) == (c is None)
+        if a is None or c is None:
+            continue
+        compared += 1
+        assert (c.base, c.changes, c.keys_resolved) == (a.base, a.changes, a.keys_resolved)
+        states = wide.get_state(combo)
+        assert c.keys_resolved < len(states[combo[0]])  # not every key of the states
+        assert _applied(wide, c) == resolve_state("11", [states[g] for g in combo], wide)
+    assert compared > 20

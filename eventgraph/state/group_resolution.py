@@ -8,11 +8,11 @@ only a small set of keys R, read from the groups, and taking every other key fro
 the inputs share.
 
 Why that is exact (v2 and v2.1; room version 1 is left to the whole-state path). Write Sᵢ for
-the input states, D for a superset of the keys where they differ (the store's
-:class:`~eventgraph.protocols.StateGroupChangesReader`), R ⊇ D for the keys resolved, Sᵢ' for
-Sᵢ restricted to R and E for the entries outside R — the same in every input. A(X) is the
-inclusive auth chain of X (the events and their auth ancestors; resolution uses the inclusive
-reading, see :mod:`eventgraph.state.resolution`).
+the input states, D for the keys where they differ (read from the inputs at the superset of
+them that the store's :class:`~eventgraph.protocols.StateGroupChangesReader` gives), R ⊇ D for
+the keys resolved, Sᵢ' for Sᵢ restricted to R and E for the entries outside R — the same in
+every input. A(X) is the inclusive auth chain of X (the events and their auth ancestors;
+resolution uses the inclusive reading, see :mod:`eventgraph.state.resolution`).
 
 1. Conflicted state set: made of the entries at differing keys, all in R, so the same for Sᵢ'.
    The unconflicted state map of Sᵢ' is the full one restricted to R.
@@ -47,6 +47,7 @@ A differential property test holds :func:`resolve_groups` equal to whole-state
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import cast
 
 import attrs
 
@@ -127,23 +128,26 @@ def resolve_groups(
     if (
         rv.state_res is StateResAlgorithm.V1
         or len(distinct) < 2
-        or not isinstance(store, StateGroupChangesReader)
-        or not isinstance(store, ChainIndexReverseReader)
+        or not _reads_changes_and_reverse_index(store)
     ):
         return None
-    differing = differing_keys(store, distinct)
+    differing = differing_keys(cast(StateGroupChangesReader, store), distinct)
     if differing is None:
         return None
     reader = _Reader(store, distinct)
-    resolved_keys = set(differing)
-    resolved_keys.update((_CREATE, _POWER_LEVELS, _JOIN_RULES))
-    reader.read(resolved_keys)
+    always = (_CREATE, _POWER_LEVELS, _JOIN_RULES)
+    reader.read({*differing, *always})
     states = reader.states
     conflicted = {
         k: {s[k] for s in states.values() if k in s}
         for k in differing
         if len({s.get(k) for s in states.values()}) > 1
     }
+    # R starts from the keys where the inputs really differ: the store's superset can hold
+    # every key a compaction of one input's chain touched (hundreds, equal in every input).
+    # Those equal entries are shared (E), which the argument allows outside R.
+    resolved_keys = {*conflicted, *always}
+    reader.keep(resolved_keys)
     if not conflicted:
         # The inputs are equal: resolving identical states gives that state.
         return GroupResolution(distinct[0], {}, len(resolved_keys), 0)
@@ -164,7 +168,9 @@ def resolve_groups(
     restricted = auth_chain_difference(
         store, [set(states[g].values()) for g in distinct], inclusive=True
     )
-    search = _WitnessSearch(store, reader, resolved_keys, search_budget)
+    search = _WitnessSearch(
+        cast(ChainIndexReverseReader, store), reader, resolved_keys, search_budget
+    )
     difference: set[str] = set()
     witness_keys: set[StateKey] = set()
     for event_id in sorted(restricted):
@@ -207,6 +213,24 @@ def resolve_groups(
     return GroupResolution(best[1], best_changes, len(resolved_keys), search.visited)
 
 
+#: Whether a store class offers both protocols :func:`resolve_groups` needs, decided once per
+#: class: a runtime protocol check costs tens of microseconds, as much as a small resolution's
+#: state reads. Classes with ``__getattr__`` (proxies) are asked every time.
+_CAPABLE: dict[type, bool] = {}
+
+
+def _reads_changes_and_reverse_index(store: object) -> bool:
+    kind = type(store)
+    got = _CAPABLE.get(kind)
+    if got is None:
+        got = isinstance(store, StateGroupChangesReader) and isinstance(
+            store, ChainIndexReverseReader
+        )
+        if len(_CAPABLE) < 1024 and not hasattr(kind, "__getattr__"):
+            _CAPABLE[kind] = got
+    return got
+
+
 def differing_keys(store: StateGroupChangesReader, groups: Sequence[int]) -> set[StateKey] | None:
     """A superset of the keys where the states of stored ``groups`` differ (the union of the
     store's changed keys between the first group and each other), or ``None`` when the store
@@ -238,6 +262,12 @@ class _Reader:
         got = self._store.get_state(self._groups, keys)
         for g in self._groups:
             self.states[g].update(got.get(g, {}))
+
+    def keep(self, keys: Collection[StateKey]) -> None:
+        """Forget the entries read outside ``keys`` (the states hold R and nothing else)."""
+        for state in self.states.values():
+            for k in [k for k in state if k not in keys]:
+                del state[k]
 
     def events(self, event_ids: Collection[str]) -> Mapping[str, Event]:
         """The stored events among ``event_ids``."""
