@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import contextlib
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -221,6 +223,37 @@ def test_bad_entries_of_later_sets_are_refused(bad: dict[object, object]) -> Non
         _validated([first, {**first, **bad}])
     with pytest.raises(InvalidRequestError):
         _validated([{**first, **bad}, first])
+
+
+class _LyingLength(Mapping[object, object]):
+    """A mapping that claims one entry fewer than it iterates."""
+
+    def __init__(self, entries: dict[object, object]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, key: object) -> object:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries) - 1
+
+
+@pytest.mark.parametrize("wrap", [types.MappingProxyType, _LyingLength])
+@pytest.mark.parametrize(
+    "bad", [{("a", "b"): 1}, {("a", 1): "$x"}, {"ab": "$x"}, {("a", "b", "c"): "$x"}]
+)
+def test_bad_entries_of_other_mappings_are_refused(
+    wrap: Callable[[dict[object, object]], Mapping[object, object]], bad: dict[object, object]
+) -> None:
+    """A first set that is not a dict is checked on copies of its views (whose lengths a dict
+    guarantees equal): a bad entry is refused whatever the mapping says its length is."""
+    first: dict[object, object] = {("m.room.create", ""): "$c", ("m.room.topic", ""): "$t"}
+    with pytest.raises(InvalidRequestError):
+        _validated([wrap({**first, **bad}), first])
+    assert _validated([wrap(first), first])[1] == set()
 
 
 def test_entries_equal_to_the_first_sets_are_taken_as_those() -> None:

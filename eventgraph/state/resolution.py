@@ -41,7 +41,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from operator import attrgetter, itemgetter
+from operator import attrgetter, countOf, itemgetter
 from typing import NoReturn
 
 import attrs
@@ -212,39 +212,48 @@ def _validated(
 def _check_mapping(s: Mapping[object, object]) -> None:
     """Refuse any entry of ``s`` that is not ``(str, str) -> str`` (see
     :func:`_check_keys_values`)."""
-    _check_keys_values(s.keys(), s.values(), s.items())
+    if type(s) is dict:
+        _check_keys_values(s.keys(), s.values(), s.items())
+        return
+    # Another mapping: its views are copied, so that the counts compared are of what was
+    # checked (a dict's views cannot disagree in length).
+    keys, values = list(s.keys()), list(s.values())
+    if len(values) != len(keys):
+        _check_entries(s.items())
+    else:
+        _check_keys_values(keys, values, s.items())
 
 
 def _check_keys_values(
     keys: Collection[object], values: Iterable[object], entries: Iterable[tuple[object, object]]
 ) -> None:
-    """Refuse any of ``entries`` (whose keys and values are given apart) that is not
-    ``(str, str) -> str``.
+    """Refuse any of ``entries`` (whose keys and values are given apart, as many values as
+    keys) that is not ``(str, str) -> str``.
 
     Four passes at C speed, none a Python step per entry (a state set has up to one entry per
-    room member): the types of the values, the types of the keys, ``dict(keys)`` — which
-    refuses any key of another length than 2 and leaves the few distinct first elements (event
-    types) as its keys, whose types are then checked — and the types of the keys' second
-    elements. A first element equal to an earlier key's is taken as that one, as entries of
-    later sets equal to the first set's are (an equal ``str`` subclass counts as the ``str``).
-    Only when something is off are the entries walked one by one, to name the first bad one.
+    room member): the types of the values counted (``countOf``: no set or list is built), the
+    types of the keys, ``dict(keys)`` — which refuses any key of another length than 2 and
+    leaves the few distinct first elements (event types) as its keys, whose types are then
+    checked — and the types of the keys' second elements. A first element equal to an earlier
+    key's is taken as that one, as entries of later sets equal to the first set's are (an
+    equal ``str`` subclass counts as the ``str``). Only when something is off are the entries
+    walked one by one, to name the first bad one.
     """
-    if set(map(type, values)) <= _ONLY_STR and set(map(type, keys)) <= _ONLY_TUPLE:
+    n = len(keys)
+    if countOf(map(type, values), str) == n and countOf(map(type, keys), tuple) == n:
         try:
             types: dict[object, object] = dict(keys)  # type: ignore[arg-type]  # tuples
         except (TypeError, ValueError):  # a key of another length, or unhashable
             pass
         else:
             if (
-                set(map(type, types)) <= _ONLY_STR
-                and set(map(type, map(_second, keys))) <= _ONLY_STR  # type: ignore[arg-type]
+                countOf(map(type, types), str) == len(types)
+                and countOf(map(type, map(_second, keys)), str) == n  # type: ignore[arg-type]
             ):
                 return
     _check_entries(entries)
 
 
-_ONLY_STR = frozenset({str})
-_ONLY_TUPLE = frozenset({tuple})
 _first, _second = itemgetter(0), itemgetter(1)
 
 
