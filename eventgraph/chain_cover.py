@@ -250,6 +250,20 @@ class ChainCoverIndex:
             if waiting:
                 ready.extend(w for w in sorted(waiting, reverse=True) if self._release(w, current))
 
+    def add_fields(
+        self,
+        event_id: str,
+        room_id: str,
+        state_key: StateKey | None,
+        auth_event_ids: tuple[str, ...],
+    ) -> None:
+        """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
+        that is not a state event and that no event waits for (most of them: messages) costs
+        one dictionary lookup and no object."""
+        if state_key is None and event_id not in self._waiters:
+            return  # add would do nothing: the event is not kept and releases nothing
+        self.add(IndexedEvent(event_id, room_id, state_key, auth_event_ids))
+
     def _release(self, waiter: str, awaited: str) -> bool:
         """Drop one awaited ID of ``waiter``; whether ``waiter`` is now ready."""
         waiter_waits = self._waiting_for[waiter]

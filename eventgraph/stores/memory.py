@@ -21,6 +21,9 @@ Rules of this module:
    rejected and soft-failed ones included), added to when an event is first stored and never
    removed (events are never deleted), for
    :class:`~eventgraph.protocols.StateKeyPresenceReader`.
+7. The children of an event (the non-outliers naming it in ``prev_events``) are kept as the
+   child's ID while there is one (most events: no set object per event, less memory and less
+   for the garbage collector to scan), as a set from the second on.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 import attrs
 
-from ..chain_cover import ChainCoverIndex, IndexedEvent
+from ..chain_cover import ChainCoverIndex
 from ..errors import StoreError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
@@ -68,7 +71,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[str, Event] = {}
         self._facts: dict[str, EventFacts] = {}
-        self._children: dict[str, set[str]] = {}
+        self._children: dict[str, str | set[str]] = {}  # one child: its ID (rule 7)
         self._rooms: dict[str, _RoomData] = {}
         self._next_arrival = 1
         self._chain_index = ChainCoverIndex(self._room_of)
@@ -92,7 +95,12 @@ class MemoryStore:
 
     def get_children(self, event_ids: Collection[str], /) -> Mapping[str, tuple[str, ...]]:
         children = self._children
-        return {i: tuple(sorted(children[i])) for i in event_ids if children.get(i)}
+        out: dict[str, tuple[str, ...]] = {}
+        for i in event_ids:
+            got = children.get(i)
+            if got is not None:
+                out[i] = (got,) if type(got) is str else tuple(sorted(got))
+        return out
 
     def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
         room = self._rooms.get(room_id)
@@ -175,17 +183,18 @@ class MemoryStore:
         rejected: Mapping[str, str] | None,
         soft_failed: Collection[str],
     ) -> None:
+        insert = self._insert
+        # Everything below only adds to dicts and sets: it cannot fail half-way on valid input.
+        if not outliers and not rejected and not soft_failed:
+            for event in batch:
+                insert(event, False, None, False)  # (the usual batch: no flags)
+            return
         outlier_set = frozenset(outliers)
         rejected_map = dict(rejected or {})
         soft_set = frozenset(soft_failed)
-        # Everything below only adds to dicts and sets: it cannot fail half-way on valid input.
         for event in batch:
-            self._insert(
-                event,
-                outlier=event.event_id in outlier_set,
-                rejected=rejected_map.get(event.event_id),
-                soft_failed=event.event_id in soft_set,
-            )
+            event_id = event.event_id
+            insert(event, event_id in outlier_set, rejected_map.get(event_id), event_id in soft_set)
 
     def _validate(
         self,
@@ -208,63 +217,83 @@ class MemoryStore:
         )
         return batch
 
-    def _insert(
-        self, event: Event, *, outlier: bool, rejected: str | None, soft_failed: bool
-    ) -> None:
+    def _insert(self, event: Event, outlier: bool, rejected: str | None, soft_failed: bool) -> None:
+        """Store one validated event with its flags (or connect a stored outlier).
+
+        Complexity: O(prev_events + auth_events) dictionary steps, plus the chain cover
+        index's upkeep for a state event.
+        """
         event_id = event.event_id
-        old = self._facts.get(event_id)
+        facts = self._facts
+        old = facts.get(event_id)
         if old is not None and (outlier or not old.outlier):
             return  # already stored, and not being connected: a no-op
-        room = self._rooms.get(event.room_id)
+        room_id = event.room_id
+        room = self._rooms.get(room_id)
         if room is None:
-            room = self._rooms[event.room_id] = _RoomData(event.room_version)
+            room = self._rooms[room_id] = _RoomData(event.room_version)
+        state_key = event.state_key
+        key = None if state_key is None else (event.type, state_key)  # event.state_tuple
         if old is None:
             arrival = self._next_arrival
-            self._next_arrival += 1
+            self._next_arrival = arrival + 1
             room.event_count += 1
             self._events[event_id] = event
-            key = event.state_tuple
             if key is not None:
                 room.state_keys.add(key)
         else:
             arrival = old.arrival
-        self._facts[event_id] = EventFacts(
-            event_id=event_id,
-            room_id=event.room_id,
-            depth=event.depth,
-            prev_event_ids=event.prev_event_ids,
-            auth_event_ids=event.auth_event_ids,
-            is_state=event.state_key is not None,
-            outlier=outlier,
-            rejected=rejected,
-            soft_failed=soft_failed,
-            arrival=arrival,
+        prevs = event.prev_event_ids
+        depth = event.depth
+        facts[event_id] = EventFacts(
+            event_id,
+            room_id,
+            depth,
+            prevs,
+            event.auth_event_ids,
+            key is not None,
+            outlier,
+            rejected,
+            soft_failed,
+            arrival,
         )
         if old is None:
-            self._chain_index.add(
-                IndexedEvent(event_id, event.room_id, event.state_tuple, event.auth_event_ids)
-            )
+            self._chain_index.add_fields(event_id, room_id, key, event.auth_event_ids)
         if outlier:
             return
         # A non-outlier joins the DAG: edges, then extremities (rule 3).
-        room.backward.pop(event_id, None)
-        facts = self._facts
-        for child in self._children.get(event_id, ()):
-            # A child in another room listed this event as a backward extremity of its room.
-            self._rooms[facts[child].room_id].backward.pop(event_id, None)
-        for prev in event.prev_event_ids:
-            self._children.setdefault(prev, set()).add(event_id)
+        backward = room.backward
+        if event_id in backward:
+            del backward[event_id]
+        all_children = self._children
+        mine = all_children.get(event_id)
+        if mine is not None:
+            for child in (mine,) if type(mine) is str else mine:
+                # A child in another room listed this event as a backward extremity of its room.
+                self._rooms[facts[child].room_id].backward.pop(event_id, None)
+        for prev in prevs:
+            theirs = all_children.get(prev)
+            if theirs is None:
+                all_children[prev] = event_id  # the first child (rule 7)
+            elif isinstance(theirs, str):
+                if theirs != event_id:
+                    all_children[prev] = {theirs, event_id}
+            else:
+                theirs.add(event_id)
             prev_facts = facts.get(prev)
             if prev_facts is None or prev_facts.outlier:
-                depth = room.backward.get(prev)
-                if depth is None or event.depth < depth:
-                    room.backward[prev] = event.depth
+                known = backward.get(prev)
+                if known is None or depth < known:
+                    backward[prev] = depth
         if rejected is None and not soft_failed:
-            for prev in event.prev_event_ids:
-                room.forward.discard(prev)
-            children = self._children.get(event_id, ())
-            if not any(self._is_accepted(c, event.room_id) for c in children):
-                room.forward.add(event_id)
+            forward = room.forward
+            for prev in prevs:
+                forward.discard(prev)
+            mine = all_children.get(event_id)  # (again: an event naming itself is its child)
+            if mine is None or not any(
+                self._is_accepted(c, room_id) for c in ((mine,) if type(mine) is str else mine)
+            ):
+                forward.add(event_id)
 
     def _is_accepted(self, event_id: str, room_id: str | None = None) -> bool:
         # With ``room_id``: also of that room (a child in another room does not count: rule 3).
@@ -393,7 +422,8 @@ class MemoryStore:
                 self._is_accepted(c, room_id) for c in children.get(event_id, ())
             ):
                 forward[self._events[event_id].room_id].add(event_id)
-        if children != {k: v for k, v in self._children.items() if v}:
+        stored = {k: {v} if type(v) is str else v for k, v in self._children.items()}
+        if children != {k: v for k, v in stored.items() if v}:
             raise StoreError("the children index disagrees with the events")
         for room_id, room in self._rooms.items():
             if room.forward != forward[room_id]:
