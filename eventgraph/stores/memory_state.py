@@ -18,6 +18,8 @@ Rules of this module:
    composing store can make one atomic write of events and state.
 3. Resolution results are cached by the frozenset of input groups; parked outliers (events
    whose ``prev_events`` have no state yet) are indexed by each of their ``prev_events``.
+   The groups of an event are kept as one group ID when the state before and after it are the
+   same group (every non-state event: no tuple per event), as a pair otherwise.
 4. This module never imports an algorithm (DESIGN "Layers"): how groups are chosen is the
    pipeline's business; how they are represented is the store's.
 """
@@ -215,7 +217,7 @@ class MemoryStateGroups:
     def __init__(self) -> None:
         self._groups: dict[int, _Group] = {}
         self._next_id = 1
-        self._events: dict[str, tuple[int, int]] = {}
+        self._events: dict[str, int | tuple[int, int]] = {}  # before == after: one ID (rule 3)
         self._resolutions: dict[frozenset[int], int] = {}
         self._parked: dict[str, tuple[str, ...]] = {}  # parked event -> its prev_events
         self._parked_children: dict[str, set[str]] = {}
@@ -231,7 +233,10 @@ class MemoryStateGroups:
         for event_id in event_ids:
             pair = events.get(event_id)
             if pair is not None:
-                out[event_id] = EventStateGroups(pair[0], pair[1])
+                if isinstance(pair, int):
+                    out[event_id] = EventStateGroups(pair, pair)
+                else:
+                    out[event_id] = EventStateGroups(*pair)
         return out
 
     def get_state(
@@ -379,11 +384,11 @@ class MemoryStateGroups:
             self._next_id += 1
             self._groups[group_id] = _make_group(draft.room_id, parent, draft.changes)
             ids[draft.group_id] = group_id
+        events = self._events
         for event_id, pair in write.event_groups.items():
-            self._events[event_id] = (
-                ids.get(pair.before, pair.before),
-                ids.get(pair.after, pair.after),
-            )
+            before = ids.get(pair.before, pair.before)
+            after = ids.get(pair.after, pair.after)
+            events[event_id] = before if before == after else (before, after)
         for inputs, result in write.resolutions.items():
             key = frozenset(ids.get(g, g) for g in inputs)
             self._resolutions[key] = ids.get(result, result)
@@ -433,7 +438,8 @@ class MemoryStateGroups:
                 raise StoreError(f"state group {group_id} has a wrong size")
             if group.parent is not None and group.parent.room_id != group.room_id:
                 raise StoreError(f"state group {group_id} builds on another room's group")
-        for event_id, (before, after) in self._events.items():
+        for event_id, pair in self._events.items():
+            before, after = (pair, pair) if isinstance(pair, int) else pair
             if before not in self._groups or after not in self._groups:
                 raise StoreError(f"the state groups of {event_id} are not stored")
 
@@ -460,17 +466,31 @@ def _full_state(group: _Group) -> dict[_Key, str]:
 
 
 def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
+    """The entries of the state at ``group`` at ``keys`` (in the order of ``keys``).
+
+    Walks the chain once, down to the snapshot or until every key is found: a group with fewer
+    changes than keys still wanted (a delta: usually one) is read whole, a bigger one (a
+    compaction, a snapshot) is asked for each key still wanted. So a few keys cost about one
+    dictionary step per delta, not one per key and delta.
+    """
+    wanted = set(keys)
+    found: dict[_Key, str | None] = {}
+    g: _Group | None = group
+    while g is not None and wanted:
+        changes = g.changes
+        if len(changes) < len(wanted):
+            hits = [key for key in changes if key in wanted]
+        else:
+            hits = [key for key in wanted if key in changes]
+        for key in hits:
+            found[key] = changes[key]
+            wanted.discard(key)
+        g = g.parent
     out: dict[_Key, str] = {}
     for key in keys:
-        g: _Group | None = group
-        while g is not None:
-            changes = g.changes
-            if key in changes:
-                value = changes[key]
-                if value is not None:
-                    out[key] = value
-                break
-            g = g.parent
+        value = found.get(key)
+        if value is not None:
+            out[key] = value
     return out
 
 

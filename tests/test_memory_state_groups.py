@@ -1,0 +1,75 @@
+"""MemoryStateGroups' reads against plain dicts: some keys of a state (read with one walk down
+the chain), and the groups of events stored as one ID or as a pair."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
+from eventgraph.stores.memory_state import MemoryStateGroups
+
+Key = tuple[str, str]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_some_keys_read_like_a_plain_dict(seed: int) -> None:
+    """Branching chains of random changes (removals included, several keys at once): every
+    group answers any few keys (present, removed, never set, repeated) exactly as its plain
+    dict, in the order asked."""
+    rng = random.Random(seed)
+    groups = MemoryStateGroups()
+    keys = [("m.room.member", f"@u{i}:x") for i in range(150)] + [("m.room.name", "")]
+    states: dict[int, dict[Key, str]] = {}
+    for i in range(400):
+        draw = rng.random()
+        if not states or draw < 0.02:
+            parent = None
+        else:  # mostly the latest group: long delta chains, compactions and snapshots
+            parent = max(states) if draw < 0.8 else rng.choice(list(states))
+        base = dict(states[parent]) if parent is not None else {}
+        changes: dict[Key, str | None] = {}
+        for _ in range(rng.choice([1, 1, 1, 2, 5])):
+            key = rng.choice(keys)
+            changes[key] = None if base and rng.random() < 0.2 else f"$e{i}"
+        plan = groups.prepare(
+            StateWrite(groups=(StateGroupDraft(-1, "!r:x", parent, changes),)),
+            connected=lambda _e: True,
+        )
+        group = groups.apply(plan)[-1]
+        for key, value in changes.items():
+            if value is None:
+                base.pop(key, None)
+            else:
+                base[key] = value
+        states[group] = base
+    groups.check_invariants()
+    assert groups.stats().compactions > 0
+    for group, state in states.items():
+        asked = [*rng.sample(keys, rng.choice([1, 2, 5, 40])), ("m.room.absent", "")]
+        asked.append(asked[0])
+        got = groups.get_state([group], asked)[group]
+        want = {k: state[k] for k in asked if k in state}
+        assert got == want
+        assert list(got) == list(want)
+
+
+def test_event_groups_read_back_as_written() -> None:
+    """An event whose state before and after are one group and one whose differ read back the
+    same pair they were written with."""
+    groups = MemoryStateGroups()
+    w = StateWrite(
+        groups=(
+            StateGroupDraft(-1, "!r:x", None, {("m.room.create", ""): "$c"}),
+            StateGroupDraft(-2, "!r:x", -1, {("m.room.topic", ""): "$t"}),
+        ),
+        event_groups={"$t": EventStateGroups(-1, -2), "$m": EventStateGroups(-2, -2)},
+    )
+    ids = groups.apply(groups.prepare(w, connected=lambda _e: True))
+    got = groups.get_event_state_groups(["$t", "$m", "$x"])
+    assert got == {
+        "$t": EventStateGroups(ids[-1], ids[-2]),
+        "$m": EventStateGroups(ids[-2], ids[-2]),
+    }
+    groups.check_invariants()
