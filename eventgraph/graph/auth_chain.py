@@ -32,6 +32,7 @@ from ..protocols import (
     ChainIndexReverseReader,
     ChainLink,
     ChainPosition,
+    ChainReverseLink,
     EventFacts,
     EventReader,
 )
@@ -462,16 +463,26 @@ def _members(store: ChainIndexReader, ranges: Mapping[int, tuple[int, int]]) -> 
 
 
 def _split(
-    store: _IndexStore, event_ids: Iterable[str], *, inclusive: bool, walk: _Reach
+    store: _IndexStore,
+    event_ids: Iterable[str],
+    *,
+    inclusive: bool,
+    walk: _Reach,
+    known: Mapping[str, ChainPosition] | None = None,
 ) -> tuple[set[str], dict[str, EventFacts]]:
     """Start ``walk`` from the indexed events among ``event_ids`` and walk the unindexed ones.
 
     Returns the unindexed events in the answer and the facts of the unindexed given events.
     Unindexed events reached by an edge are in the answer; indexed ones reached by an edge
-    start the walk inclusively. One or two round trips per level of unindexed events.
+    start the walk inclusively. One or two round trips per level of unindexed events, plus one
+    for the positions of ``event_ids`` unless ``known`` holds them (the positions of a
+    superset, read already).
     """
     ids = event_ids if isinstance(event_ids, (set, frozenset)) else set(event_ids)
-    positions = store.get_chain_positions(ids)
+    if known is None:
+        positions = store.get_chain_positions(ids)
+    else:
+        positions = {i: known[i] for i in ids if i in known}
     walk.start_all(positions.values(), inclusive=inclusive)
     rest = sorted(ids.difference(positions.keys())) if len(positions) < len(ids) else []
     given = dict(store.get_facts(rest)) if rest else {}
@@ -546,8 +557,10 @@ def _split_difference(
     if not any(extras):
         return frozenset()  # every set holds the same events
     walks = [_Reach() for _ in extras]
+    placed = store.get_chain_positions(set().union(*extras))  # one round trip for every set
     loose_sets = [
-        _split(store, x, inclusive=inclusive, walk=w)[0] for x, w in zip(extras, walks, strict=True)
+        _split(store, x, inclusive=inclusive, walk=w, known=placed)[0]
+        for x, w in zip(extras, walks, strict=True)
     ]
     links: dict[int, tuple[ChainLink, ...]] = {}
     _materialize(store, walks, links)
@@ -670,15 +683,21 @@ class _UpwardSearch:
 
     def first_level(
         self, pending: Mapping[int, tuple[int, int]], *, inclusive: bool
-    ) -> tuple[list[ChainPosition], Mapping[int, tuple[str, ...]], list[int]]:
+    ) -> tuple[
+        list[ChainPosition],
+        Mapping[int, tuple[str, ...]],
+        list[int],
+        Mapping[int, tuple[ChainReverseLink, ...]],
+    ]:
         """The first level of the searches from the lowest candidate of every chain of
         ``pending`` (``chain: (low, high)``, the candidates ``low < sequence <= high``), all at
         once; the first call on a search.
 
         Returns the shared events found (as :meth:`walk`), the members read (per chain, those
         from the lowest candidate up: the candidate itself is compared only when
-        ``inclusive``) and the chains whose search ends here with none: no shared member from
-        the candidate up, no link into the chain at or above it. Two round trips.
+        ``inclusive``), the chains whose search ends here with none (no shared member from
+        the candidate up, no link into the chain at or above it) and the links read into the
+        other chains without a shared member (from the lowest candidate up). Two round trips.
         """
         tested, clear = self.tested, self.clear
         assert not tested  # (the first call: nothing to skip yet)
@@ -697,11 +716,19 @@ class _UpwardSearch:
         self.work += sum(map(len, into.values()))
         closed = [c for c in follow if c not in into]
         clear.update({c: follow[c][0] + 1 for c in closed})
-        return hits, got, closed
+        return hits, got, closed, into
 
-    def walk(self, chain: int, member_from: int, link_from: int) -> list[ChainPosition]:
+    def walk(
+        self,
+        chain: int,
+        member_from: int,
+        link_from: int,
+        into_chain: Sequence[ChainReverseLink] | None = None,
+    ) -> list[ChainPosition]:
         """Shared events above ``chain``: members at ``member_from`` or higher, or reached from
-        links into it at ``link_from`` or higher, and so on upwards.
+        links into it at ``link_from`` or higher, and so on upwards. ``into_chain``: the links
+        into ``chain`` at ``link_from`` or higher, if read already (at least those; the first
+        level's read), so they are not asked for again.
 
         Returns the highest shared member of each chain where the first were found (empty if
         none is above).
@@ -737,7 +764,14 @@ class _UpwardSearch:
                     opened[c] = f
             todo = {}
             if follow:
-                for into in store.get_chain_reverse_links(follow).values():
+                got: Mapping[int, Sequence[ChainReverseLink]]
+                if into_chain is not None:  # the first level: only ``chain``, read already
+                    low, high = follow[chain]
+                    got = {chain: [link for link in into_chain if low < link[0] <= high]}
+                    into_chain = None
+                else:
+                    got = store.get_chain_reverse_links(follow)
+                for into in got.values():
                     self.work += len(into)
                     for _, o, q in into:
                         seen = todo.get(o)
@@ -787,7 +821,7 @@ def _drop_below_shared(
         # The first level of every search at once: most candidates of a fork are new events
         # with no link into their chain above them, whose search ends there.
         pending = _above(candidates, below) if below.reach else dict(candidates)
-        found, read, closed = search.first_level(pending, inclusive=inclusive)
+        found, read, closed, into = search.first_level(pending, inclusive=inclusive)
         if found:
             below.start_all(found, inclusive=inclusive)
             _materialize(store, [below], links)
@@ -808,7 +842,7 @@ def _drop_below_shared(
                 if low >= high:
                     break
                 x = low + 1
-                found = search.walk(c, x if inclusive else x + 1, x)
+                found = search.walk(c, x if inclusive else x + 1, x, into.get(c))
                 if not found:
                     out[c] = (low, high)
                     break
