@@ -455,7 +455,9 @@ def _chain(group: _Group) -> list[_Group]:
 
 def _full_state(group: _Group) -> dict[_Key, str]:
     chain = _chain(group)
-    state = cast(dict[_Key, str], dict(chain[-1].changes))
+    # (``.copy()``, not ``dict()``: it clones the table at C speed even when it has holes left
+    # by removed keys, where ``dict()`` re-inserts every entry, ~8x slower.)
+    state = cast(dict[_Key, str], chain[-1].changes.copy())
     for g in reversed(chain[:-1]):
         for key, value in g.changes.items():
             if value is None:
@@ -534,7 +536,7 @@ def _make_group(
     # the snapshot: copy it whole (C speed) and check against the snapshot just the keys the
     # deltas above it and this write touch.
     lower = chain[-2] if len(chain) > 1 and chain[-2].kind == _COMPACTION else None
-    merged: dict[_Key, str | None] = dict(lower.changes) if lower is not None else {}
+    merged: dict[_Key, str | None] = lower.changes.copy() if lower is not None else {}
     touched: set[_Key] = set()
     for g in reversed(chain[:-2] if lower is not None else chain[:-1]):
         merged.update(g.changes)
@@ -550,7 +552,7 @@ def _make_group(
         return _Group(room_id, _COMPACTION, snapshot, compacted, 0, size)
     if partial_snapshots:
         raise PartialSnapshotError
-    new = dict(base)
+    new = base.copy()  # (cloned at C speed, see _full_state)
     for key, value in compacted.items():
         if value is None:
             new.pop(key, None)
