@@ -48,24 +48,28 @@ def check_batch(
         if not isinstance(event, Event):
             msg = f"only Event values can be stored, not {type(event).__name__}"
             raise StoreError(msg)
-        known = seen.get(event.event_id) or stored_event(event.event_id)
+        event_id = event.event_id
+        known = seen.get(event_id)
+        first = known is None
+        if first:
+            known = stored_event(event_id)
         if known is not None and known != event:
-            msg = f"a different event is already stored as {event.event_id}"
+            msg = f"a different event is already stored as {event_id}"
             raise StoreError(msg)
-        version = versions.get(event.room_id) or stored_version(event.room_id)
-        if (
-            version is not None
-            and version is not event.room_version
-            and version != event.room_version
-        ):
-            msg = (
-                f"room {event.room_id} has room version {version.identifier}, "
-                f"not {event.room_version.identifier}"
-            )
-            raise StoreError(msg)
-        versions[event.room_id] = event.room_version
-        if event.event_id not in seen:
-            seen[event.event_id] = event
+        room_version = event.room_version
+        version = versions.get(event.room_id)
+        if version is not room_version:  # (else: the room's version, already checked)
+            if version is None:
+                version = stored_version(event.room_id)
+            if version is not None and version is not room_version and version != room_version:
+                msg = (
+                    f"room {event.room_id} has room version {version.identifier}, "
+                    f"not {room_version.identifier}"
+                )
+                raise StoreError(msg)
+            versions[event.room_id] = room_version
+        if first:
+            seen[event_id] = event
             batch.append(event)
     for name, flagged in (
         ("outliers", outliers),
