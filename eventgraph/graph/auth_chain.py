@@ -825,17 +825,26 @@ def _drop_below_shared(
         if found:
             below.start_all(found, inclusive=inclusive)
             _materialize(store, [below], links)
-        # Nothing shared above the lowest candidate of a closed chain: its candidates are in
-        # the answer, read already when the candidate itself was (``inclusive``).
-        for c in closed:
-            low, high = pending.pop(c)
-            ids = read.get(c) if inclusive else None
-            if ids is None or len(ids) < high - low:
+        # The first level read each chain's members from its lowest candidate up (with the
+        # candidate itself when ``inclusive``), so the candidates found to be in the answer are
+        # taken from that read when it covers them; otherwise they are read at the end.
+        first_low = {c: low for c, (low, _) in pending.items()} if inclusive else {}
+
+        def answer(c: int, low: int, high: int) -> None:
+            ids = read.get(c)
+            start = low - first_low.get(c, low + 1)
+            if ids is None or start < 0 or len(ids) < high - low + start:
                 out[c] = (low, high)
-            elif len(ids) == high - low:
+            elif start == 0 and len(ids) == high - low:
                 known.update(ids)
             else:
-                known.update(ids[: high - low])
+                known.update(ids[start : start + high - low])
+
+        # Nothing shared above the lowest candidate of a closed chain: its candidates are in
+        # the answer.
+        for c in closed:
+            low, high = pending.pop(c)
+            answer(c, low, high)
         for c, (low, high) in sorted(pending.items()):
             while True:
                 low = max(low, below.reach.get(c, 0))
@@ -844,7 +853,7 @@ def _drop_below_shared(
                 x = low + 1
                 found = search.walk(c, x if inclusive else x + 1, x, into.get(c))
                 if not found:
-                    out[c] = (low, high)
+                    answer(c, low, high)
                     break
                 for pos in found:
                     below.start(pos, inclusive=inclusive)
