@@ -294,20 +294,21 @@ class ChainCoverIndex:
         room_id = event.room_id
         positions = self._positions
         targets: list[str] = []
+        places: list[ChainPosition] = []  # their positions
         for a in event.auth_event_ids:
-            if a in positions and a not in targets and events[a].room_id == room_id:
+            place = positions.get(a)
+            if place is not None and a not in targets and events[a].room_id == room_id:
                 targets.append(a)  # (an indexed event is a state event the index keeps)
+                places.append(place)
         # Rule 2: inherit the chain of the first same-key auth event at its chain's tip.
         members = self._members
         chain = 0
         seq = 1
         state_key = event.state_key
-        for a in targets:
-            if events[a].state_key == state_key:
-                pos_chain, pos_seq = positions[a]
-                if len(members[pos_chain]) == pos_seq:
-                    chain, seq = pos_chain, pos_seq + 1
-                    break
+        for a, (pos_chain, pos_seq) in zip(targets, places, strict=True):
+            if events[a].state_key == state_key and len(members[pos_chain]) == pos_seq:
+                chain, seq = pos_chain, pos_seq + 1
+                break
         if chain:
             members[chain].append(event_id)
         else:
@@ -318,7 +319,6 @@ class ChainCoverIndex:
         order = self._order
         order[event_id] = len(order)
         # Rule 3: link only to auth events not reachable otherwise.
-        places = [positions[a] for a in targets]
         top: dict[int, int] = {}  # the highest auth event on each chain
         for c, s in places:
             if s > top.get(c, 0):
@@ -363,7 +363,9 @@ class ChainCoverIndex:
             if into is None:
                 reverse[target_chain] = [back]
             elif into[-1] > back:
-                insort(into, back)
+                # Usually among the last links (those into the chain's tip): search there first.
+                tail = len(into) - 32
+                insort(into, back, tail if tail > 0 and into[tail - 1] <= back else 0)
             else:
                 into.append(back)  # (the usual case: a link to a chain's tip, from a new chain)
             self._made += 1

@@ -524,3 +524,23 @@ def test_sqlite_cache_catches_up_with_another_connections_writes(tmp_path: Path,
             }
         one.check_invariants()
         assert one._chain.replays == two._chain.replays == 1
+
+
+def test_a_link_into_an_old_position_goes_before_the_tip_links() -> None:
+    """Forty chains link to the tip of a chain, then forks link to its first event: their
+    reverse links go before all forty (not only among the last ones searched first)."""
+    room = "!fork:test"
+    events = [
+        IndexedEvent("$c", room, ("m.room.create", ""), ()),
+        IndexedEvent("$x1", room, ("x", ""), ("$c",)),
+        IndexedEvent("$x2", room, ("x", ""), ("$c", "$x1")),
+    ]
+    events += [IndexedEvent(f"$m{i}", room, ("m", f"u{i}"), ("$c", "$x2")) for i in range(40)]
+    events += [IndexedEvent(f"$n{i}", room, ("n", f"u{i}"), ("$c", "$x1")) for i in range(3)]
+    _fast_and_plain(events, range(len(events)))
+    index = ChainCoverIndex({e.event_id: room for e in events}.get)
+    for e in events:
+        index.add(e)
+    x = index.positions(["$x1"])["$x1"].chain_id
+    into = index.reverse_links({x: (0, 2)})[x]
+    assert [r.target_sequence for r in into] == [1] * 3 + [2] * 40
