@@ -828,7 +828,7 @@ def _drop_below_shared(
         # The first level read each chain's members from its lowest candidate up (with the
         # candidate itself when ``inclusive``), so the candidates found to be in the answer are
         # taken from that read when it covers them; otherwise they are read at the end.
-        first_low = {c: low for c, (low, _) in pending.items()} if inclusive else {}
+        first_low: dict[int, int] = {}
 
         def answer(c: int, low: int, high: int) -> None:
             ids = read.get(c)
@@ -841,10 +841,18 @@ def _drop_below_shared(
                 known.update(ids[start : start + high - low])
 
         # Nothing shared above the lowest candidate of a closed chain: its candidates are in
-        # the answer.
+        # the answer. (``answer`` inline: most candidate chains are closed here.)
         for c in closed:
             low, high = pending.pop(c)
-            answer(c, low, high)
+            ids = read.get(c) if inclusive else None
+            if ids is None or len(ids) < high - low:
+                out[c] = (low, high)
+            elif len(ids) == high - low:
+                known.update(ids)
+            else:
+                known.update(ids[: high - low])
+        if inclusive:
+            first_low.update((c, low) for c, (low, _) in pending.items())
         for c, (low, high) in sorted(pending.items()):
             while True:
                 low = max(low, below.reach.get(c, 0))
