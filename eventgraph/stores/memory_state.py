@@ -41,6 +41,8 @@ __all__ = ["MAX_DELTA_HOPS", "MemoryStateGroups", "StateGroupStats", "check_stat
 MAX_DELTA_HOPS = 32
 #: A compaction never needs to be smaller than this to be worth keeping.
 _MIN_COMPACTION = 64
+#: Up to this many keys, a read of some keys walks the chain once per key (_some_state).
+_FEW_KEYS = 8
 
 _SNAPSHOT = 0
 _COMPACTION = 1
@@ -470,14 +472,29 @@ def _full_state(group: _Group) -> dict[_Key, str]:
 def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
     """The entries of the state at ``group`` at ``keys`` (in the order of ``keys``).
 
-    Walks the chain once, down to the snapshot or until every key is found: a group with fewer
-    changes than keys still wanted (a delta: usually one) is read whole, a bigger one (a
-    compaction, a snapshot) is asked for each key still wanted. So a few keys cost about one
-    dictionary step per delta, not one per key and delta.
+    A few keys are looked up one by one down the chain (a dictionary step per group passed).
+    Many keys are found in one walk down the chain, to the snapshot or until every key is
+    found: a group with fewer changes than keys still wanted (a delta: usually one) is read
+    whole, a bigger one (a compaction, a snapshot) is asked for each key still wanted; so
+    about one step per delta, not one per key and delta (the walk's own cost per group is
+    higher: it pays from about ten keys on).
     """
+    out: dict[_Key, str] = {}
+    if len(keys) <= _FEW_KEYS:
+        for key in keys:
+            g: _Group | None = group
+            while g is not None:
+                changes = g.changes
+                if key in changes:
+                    value = changes[key]
+                    if value is not None:
+                        out[key] = value
+                    break
+                g = g.parent
+        return out
     wanted = set(keys)
     found: dict[_Key, str | None] = {}
-    g: _Group | None = group
+    g = group
     while g is not None and wanted:
         changes = g.changes
         if len(changes) < len(wanted):
@@ -488,7 +505,6 @@ def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
             found[key] = changes[key]
             wanted.discard(key)
         g = g.parent
-    out: dict[_Key, str] = {}
     for key in keys:
         value = found.get(key)
         if value is not None:
