@@ -392,6 +392,9 @@ class _Delta:
         return out
 
 
+_NO_CHANGES: Mapping[StateKey, str | None] = {}
+
+
 @attrs.define
 class _Candidate:
     index: int
@@ -882,15 +885,46 @@ class _Run:
         """The auth events of ``event`` selected from the state of ``group`` (digest §8.1
         checks 5–6: "based on the state"), without the rejected ones."""
         keys = self._auth_keys(event)
-        drafted = in_hand.get(group)
+        drafted = in_hand.get(group) if in_hand else None
         state: Mapping[StateKey, str]
         if drafted is None:
+            if self.fast_paths:
+                return self._usable(self._ids_at(group, keys), event)
             state = self._entries(group, keys)
         elif isinstance(drafted, _Delta):
             state = drafted.entries(keys, self._entries)
         else:
             state = drafted
         return self._usable([state[k] for k in keys if k in state], event)
+
+    def _ids_at(self, group: int, keys: Sequence[StateKey]) -> list[str]:
+        """The entries of a stored or pending group's state at ``keys`` (those it has), in the
+        order of ``keys`` (fast path): :meth:`_entries` without building mappings, for the
+        checks of every event."""
+        drafted = self._pending_states.get(group)
+        if drafted is None:
+            base, changes = group, _NO_CHANGES
+        else:
+            base, changes = drafted.base, drafted.changes
+        known = self._known(base)
+        missing = [k for k in keys if k not in changes and k not in known]
+        if missing:
+            found = self.store.get_state((base,), missing).get(base, {})
+            for k in missing:
+                known[k] = found.get(k)
+        out: list[str] = []
+        for k in keys:
+            v = changes[k] if k in changes else known[k]
+            if v is not None:
+                out.append(v)
+        return out
+
+    def _known(self, group: int) -> dict[StateKey, str | None]:
+        """What was read of a stored group's entries in this call (``None``: no entry)."""
+        known = self._lookups.get(group)
+        if known is None:
+            known = self._lookups[group] = {}
+        return known
 
     def _entries(self, group: int, keys: Sequence[StateKey]) -> Mapping[StateKey, str]:
         """The entries of a stored or pending group's state at ``keys`` (those it has)."""
@@ -900,9 +934,7 @@ class _Run:
         if drafted is not None:
             return drafted.entries(keys, self._entries)
         # Stored groups never change: remember what was read (fast path; per call).
-        known = self._lookups.get(group)
-        if known is None:
-            known = self._lookups[group] = {}
+        known = self._known(group)
         missing = [k for k in keys if k not in known]
         if missing:
             found = self.store.get_state((group,), missing).get(group, {})
@@ -913,7 +945,13 @@ class _Run:
     def _usable(self, ids: list[str], event: Event) -> list[str]:
         if self.rv.room_id_is_create_event_id and event.type != "m.room.create":
             ids.append("$" + event.room_id[1:])  # RV 12: the create event is implied
-        return [i for i in ids if self._rejection(i) is False]
+        rejected = self._rejected
+        usable: list[str] = []
+        for i in ids:
+            known = rejected.get(i)
+            if known is False or (known is None and self._rejection(i) is False):
+                usable.append(i)
+        return usable
 
     def _rejection(self, event_id: str) -> bool | None:
         """Whether a stored event is rejected (``None``: not stored). The flag of a connected
@@ -1004,6 +1042,7 @@ class _Run:
             else:
                 self._pending_states[after] = _Delta(base.base, {**base.changes, key: event_id})
         self._pending[event_id] = event
+        self._rejected[event_id] = rejection is not None  # connected: the flag is final
         if key is not None:
             self._pending_keys.add(key)
         self._pending_groups[event_id] = EventStateGroups(before, after)
@@ -1029,8 +1068,8 @@ class _Run:
         resolution would be needed (the plain path computes it)."""
         assert self._forward is not None
         extremities = self._forward
-        if not extremities or extremities == set(prevs):
-            return None
+        if not extremities or (len(extremities) == len(prevs) and extremities.issuperset(prevs)):
+            return None  # (``prevs`` has no repeats)
         groups = self._groups(sorted(extremities))
         distinct = sorted({g.after for g in groups.values()})
         if not distinct or distinct == [before]:
@@ -1071,8 +1110,11 @@ class _Run:
         """The failed rule of the auth rules against the given auth events, or ``None``."""
         if len(set(auth_ids)) != len(auth_ids):
             return "auth_events.duplicate"
-        if any(self._rejection(a) for a in auth_ids):
-            return REJECTED_AUTH_EVENT_RULE
+        rejected = self._rejected
+        for a in auth_ids:
+            known = rejected.get(a)
+            if known or (known is None and self._rejection(a)):
+                return REJECTED_AUTH_EVENT_RULE
         try:
             check_auth(self.rv, event, [auth[a] for a in auth_ids], verifier=self.verifier)
         except AuthError as err:
@@ -1161,13 +1203,16 @@ def _topological(candidates: Mapping[str, _Candidate]) -> tuple[list[str], list[
     indegree: dict[str, int] = dict.fromkeys(candidates, 0)
     children: dict[str, list[str]] = {}
     for event_id, c in candidates.items():
-        parents = set(c.event.prev_event_ids) | set(c.event.auth_event_ids)
-        for parent in parents:
-            if parent in candidates and parent != event_id:
-                indegree[event_id] += 1
-                children.setdefault(parent, []).append(event_id)
-            elif parent == event_id:
-                indegree[event_id] += 1  # a self-loop is a cycle
+        # A parent listed twice (in both lists) counts twice, and is a child's parent twice:
+        # its indegree still reaches 0 exactly when its last parent is placed.
+        n = 0
+        for parent in (*c.event.prev_event_ids, *c.event.auth_event_ids):
+            if parent in candidates:
+                n += 1  # a self-loop is a cycle: never placed
+                if parent != event_id:
+                    children.setdefault(parent, []).append(event_id)
+        if n:
+            indegree[event_id] = n
     heap = [(candidates[e].event.depth, e) for e, d in indegree.items() if d == 0]
     heapq.heapify(heap)
     order: list[str] = []
