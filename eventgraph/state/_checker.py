@@ -43,6 +43,7 @@ from ..events.room_versions import RoomVersion
 from .authz import (
     _DEFAULT_VERIFIER,
     _check_selected,
+    _Create,
     _create_of,
     _Levels,
     _levels_of,
@@ -347,6 +348,12 @@ class AuthChecker:
         levels_fn = self._levels_fn
         vetted: dict[StateKey, Event | _Odd | None] = {}
         vetted_get = vetted.get
+        # The create and power levels events last handed to the rules, parsed (they change
+        # only when such an event is applied).
+        last_create: object = _UNSET
+        last_pl: object = _UNSET
+        create_info: _Create | None = None
+        levels: _Levels | None = None
         state_get = state.get
         events_get = events.get
         room_id: str | None = None
@@ -437,6 +444,14 @@ class AuthChecker:
                     ):
                         ok = self._decide(state, ev)
                     else:
+                        if create is not last_create:
+                            last_create = create
+                            create_info = _create_of(rv, create)
+                        pl = amap.get(_POWER_LEVELS)
+                        if pl is not last_pl:
+                            last_pl = pl
+                            levels = None if pl is None else levels_fn(rv, pl)  # type: ignore[arg-type]  # no _ODD
+                        assert create_info is not None
                         try:
                             # Rule 5: what check_auth verifies about the list holds here.
                             _check_selected(
@@ -446,6 +461,7 @@ class AuthChecker:
                                 create,
                                 _DEFAULT_VERIFIER,
                                 levels_fn,
+                                (create_info, levels),
                             )
                             ok = True
                         except AuthError:

@@ -601,6 +601,7 @@ def _check_selected(
     create_event: Event,
     verifier: SignatureVerifier,
     levels_of: Callable[[RoomVersion, Event], _Levels] = _levels_of,
+    parsed: tuple[_Create, _Levels | None] | None = None,
 ) -> None:
     """The rules after the auth-events list rules, for an already validated list.
 
@@ -612,10 +613,17 @@ def _check_selected(
     ``event.implied_create_auth``), only events of ``event``'s room, none rejected; and
     ``create_event`` is ``amap``'s create event (RV 12: the one the room ID names).
     ``levels_of`` parses power-levels content (a caller may keep its own memo, as long as the
-    answer is ``_levels_of``'s).
+    answer is ``_levels_of``'s). ``parsed``: ``create_event`` and ``amap``'s power levels
+    event (if any) parsed already, as ``_create_of`` and ``levels_of`` would (a caller
+    checking many events against one state parses them once).
     """
     etype = event.type
-    create = _create_of(rv, create_event)
+    if parsed is None:
+        create = _create_of(rv, create_event)
+        pl_event = amap.get(_PL_KEY)
+        levels = levels_of(rv, pl_event) if pl_event is not None else None
+    else:
+        create, levels = parsed
     sender = event.sender
 
     # Rule 3 / 4: m.federate.
@@ -629,9 +637,6 @@ def _check_selected(
         if event.state_key != _domain(sender):
             raise _reject("aliases.domain", f"{sender} may not set aliases of {event.state_key}")
         return
-
-    pl_event = amap.get(_PL_KEY)
-    levels = levels_of(rv, pl_event) if pl_event is not None else None
 
     if etype == _MEMBER:
         _check_member(rv, event, amap, create, levels, verifier)
