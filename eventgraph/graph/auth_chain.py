@@ -428,14 +428,17 @@ def _materialize(
     ``links`` is a cache shared between calls. Values only grow and are bounded, so this ends
     even if the links had a cycle.
     """
-    while any(w.dirty for w in walks):
-        need = sorted({c for w in walks for c in w.dirty}.difference(links))
-        if need:
-            got = store.get_chain_links(need)
+    while True:
+        busy = [w for w in walks if w.dirty]
+        if not busy:
+            return
+        unread = busy[0].dirty.union(*[w.dirty for w in busy[1:]]).difference(links)
+        if unread:
+            got = store.get_chain_links(sorted(unread))
             links.update(got)
-            if len(got) < len(need):
-                links.update(dict.fromkeys(set(need).difference(got.keys()), ()))
-        for w in walks:
+            if len(got) < len(unread):
+                links.update(dict.fromkeys(unread.difference(got.keys()), ()))
+        for w in busy:
             batch = w.dirty
             w.dirty = dirty = set()
             reach, stand = w.reach, w.stand
