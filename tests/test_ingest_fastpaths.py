@@ -16,7 +16,7 @@ import pytest
 
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.event import Event
-from eventgraph.events.hashes import content_hash
+from eventgraph.events.hashes import content_hash, unpadded_base64
 from eventgraph.protocols import StateKeyPresenceReader
 from eventgraph.room import (
     NoSignatureChecks,
@@ -397,3 +397,56 @@ def test_newcomers_joining_during_forks_in_sqlite() -> None:
             outcomes += [(start, *_fields(o)) for o in report.outcomes]
         store.check_invariants()
     assert outcomes == plain_out
+
+
+def test_an_auth_event_rejected_when_connected_rejects_its_dependants() -> None:
+    """A parked event that passed check 4 is rejected at check 5 when a batch connects it: a
+    later event of the same batch citing it as an auth event is rejected for that
+    (``auth_events.rejected``), although the event was read ahead as an unflagged outlier."""
+    b = RoomBuilder("11")
+    (tip,) = b.bootstrap(["@bob:a.example"])
+    # X: the join rules become "invite"; P: carol's join, authorised by the public join rules
+    # but sent after X (so rejected against the state before it).
+    x = b.state("m.room.join_rules", "", {"join_rule": "invite"}, prev=[tip])
+    carol = "@carol:b.example"
+    b.state("m.room.member", carol, {"membership": "join"}, prev=[tip], sender=carol)
+    p_pdu = dict(b.pdus[-1])
+    p_pdu["prev_events"] = [x]
+    p_pdu["hashes"] = {"sha256": unpadded_base64(content_hash(p_pdu))}
+    p = Event.from_pdu(p_pdu, "11").event_id
+    create, power = b.pdus[0], b.pdus[2]
+    y_pdu: dict[str, JsonValue] = {
+        "type": "m.room.message",
+        "sender": carol,
+        "room_id": b.room_id,
+        "content": {"body": "hi", "msgtype": "m.text"},
+        "depth": 20,
+        "origin_server_ts": 2_000_000,
+        "prev_events": [p],
+        "auth_events": [
+            Event.from_pdu(create, "11").event_id,
+            Event.from_pdu(power, "11").event_id,
+            p,
+        ],
+        "signatures": {},
+    }
+    y_pdu["hashes"] = {"sha256": unpadded_base64(content_hash(y_pdu))}
+    y = Event.from_pdu(y_pdu, "11").event_id
+    x_pdu = next(pdu for pdu in b.pdus if Event.from_pdu(pdu, "11").event_id == x)
+    boot = [pdu for pdu in b.pdus[:-1] if pdu is not x_pdu]
+    batches: list[list[object]] = [list(boot), [p_pdu], [x_pdu, y_pdu]]
+    results = []
+    for fast in (True, False):
+        saved = _Run.fast_paths
+        _Run.fast_paths = fast
+        try:
+            room = Room(room_memory_store(), "11", verifier=TRUST)
+            reports = [room.add(batch) for batch in batches]
+        finally:
+            _Run.fast_paths = saved
+        last = reports[-1].by_event_id()
+        results.append({e: (o.status, o.reason) for e, o in last.items()})
+        assert reports[1].outcomes[0].status is Status.OUTLIER
+        assert last[p].status is Status.REJECTED
+        assert (last[y].status, last[y].reason) == (Status.REJECTED, "auth_events.rejected")
+    assert results[0] == results[1]
