@@ -109,10 +109,6 @@ _V = TypeVar("_V")
 #: The most events whose write waits for the events after them (rule 4).
 _PENDING_LIMIT = 256
 
-#: How many events' auth events (and their rejection flags) are read from the store in one
-#: batch ahead of checking them (fast path; bounds what is held for any batch size).
-_PREFETCH = 512
-
 #: The rule name of an event rejected because one of its auth events was rejected
 #: (RV 1–11 auth rule 2.3 / RV 12 rule 3.3, enforced here because the caller of ``check_auth``
 #: must pass only non-rejected auth events).
@@ -435,8 +431,6 @@ class _Run:
         self._with_children: set[str] = set()
         self._awaited: set[str] = set()
         self._rejected: dict[str, bool] = {}
-        # Stored events read ahead for the events about to be checked (``_prefetch``).
-        self._stored_events: dict[str, Event] = {}
         # Events checked on the common path, not written yet (rule 4): their write, and what
         # later events read of them.
         self._pending: dict[str, Event] = {}
@@ -494,9 +488,7 @@ class _Run:
                 c.index, event_id, Status.INVALID, "its prev or auth events form a cycle"
             )
         try:
-            for n, event_id in enumerate(order):
-                if self.fast_paths and n % _PREFETCH == 0:
-                    self._prefetch([candidates[e].event for e in order[n : n + _PREFETCH]])
+            for event_id in order:
                 c = candidates[event_id]
                 outcomes[c.index] = self._process(c.event, c.index, c.redacted, None)
         except BaseException:
@@ -989,34 +981,8 @@ class _Run:
     def _check_ids(self, event: Event, ids: Sequence[str]) -> str | None:
         return self._check_against(event, ids, self._events(ids))
 
-    def _prefetch(self, events: Sequence[Event]) -> None:
-        """Read the stored auth events of ``events``, and the rejection flags of the connected
-        ones, in one store batch each (fast path: one round trip instead of one per event).
-        Replaces the previous window's events; stored events never change, nor do the flags
-        of connected events (:meth:`_rejection`)."""
-        wanted = list({a for event in events for a in event.auth_event_ids})
-        self._stored_events = dict(self.store.get_events(wanted))
-        rejected = self._rejected
-        unknown = [a for a in self._stored_events if a not in rejected]
-        for event_id, facts in self.store.get_facts(unknown).items():
-            if not facts.outlier:
-                rejected[event_id] = facts.rejected is not None
-
     def _events(self, ids: Sequence[str]) -> Mapping[str, Event]:
         """The stored or pending events among ``ids``."""
-        stored = self._stored_events
-        if stored:
-            pending = self._pending
-            out: dict[str, Event] = {}
-            for i in ids:
-                event = stored.get(i)
-                if event is None:
-                    event = pending.get(i)
-                    if event is None:
-                        break  # not read ahead: ask the store
-                out[i] = event
-            else:
-                return out
         return _with_pending(self._pending, ids, self.store.get_events)
 
     def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:

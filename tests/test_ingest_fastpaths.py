@@ -402,7 +402,8 @@ def test_newcomers_joining_during_forks_in_sqlite() -> None:
 def test_an_auth_event_rejected_when_connected_rejects_its_dependants() -> None:
     """A parked event that passed check 4 is rejected at check 5 when a batch connects it: a
     later event of the same batch citing it as an auth event is rejected for that
-    (``auth_events.rejected``), although the event was read ahead as an unflagged outlier."""
+    (``auth_events.rejected``): an outlier's flag is never taken as final (it can change when
+    the outlier is connected)."""
     b = RoomBuilder("11")
     (tip,) = b.bootstrap(["@bob:a.example"])
     # X: the join rules become "invite"; P: carol's join, authorised by the public join rules
