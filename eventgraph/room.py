@@ -982,8 +982,17 @@ class _Run:
         return self._check_against(event, ids, self._events(ids))
 
     def _events(self, ids: Sequence[str]) -> Mapping[str, Event]:
-        """The stored or pending events among ``ids``."""
-        return _with_pending(self._pending, ids, self.store.get_events)
+        """The stored or pending events among ``ids``: the store first (auth events are mostly
+        stored ones: one read, no pass over the pending events)."""
+        found = self.store.get_events(ids)
+        pending = self._pending
+        if len(found) == len(ids) or not pending:
+            return found
+        out = dict(found)
+        for i in ids:
+            if i not in out and i in pending:
+                out[i] = pending[i]
+        return out
 
     def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
         """The state groups of the stored or pending events among ``event_ids``."""
@@ -1003,7 +1012,8 @@ class _Run:
         auth = self._events(auth_ids)
         if len(auth) < len(set(auth_ids)):
             return None  # missing auth events: the plain path reports them
-        prevs = tuple(dict.fromkeys(event.prev_event_ids))
+        listed = event.prev_event_ids
+        prevs = listed if len(listed) == 1 else tuple(dict.fromkeys(listed))
         groups = self._groups(prevs)
         if not prevs or len(groups) < len(prevs):
             return None
