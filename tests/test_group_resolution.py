@@ -153,9 +153,10 @@ def test_on_every_store(room_store_factory: RoomStoreFactory, seed: int) -> None
 
 
 def test_kept_mainlines_give_the_walked_answers() -> None:
-    """Mainlines kept per store between resolutions (state resolution's mainline ordering)
-    give the same answers as walking them afresh for every resolution, and are really kept."""
-    from eventgraph.state import resolution
+    """The power-levels tree kept per store between resolutions (state resolution's mainline
+    ordering, eventgraph.state._mainline) gives the same answers as walking afresh for every
+    resolution, and is really kept."""
+    from eventgraph.state import _mainline
 
     events = list(generate_room("11", events=600, members=15, fork_rate=0.2, seed=11))
     store = MemoryStore()
@@ -166,11 +167,11 @@ def test_kept_mainlines_give_the_walked_answers() -> None:
     states = store.get_state(groups)
     fresh = []
     for combo in combos:
-        resolution._MAINLINES.pop(store, None)
+        _mainline.forget(store)
         fresh.append(resolve_state("11", [states[g] for g in combo], store))
     warm = [resolve_state("11", [states[g] for g in combo], store) for combo in combos]
     assert warm == fresh
-    assert resolution._MAINLINES.get(store)  # the warm runs reused kept mainlines
+    assert _mainline._TREES.get(store)  # the warm runs read a kept tree
 
 
 @pytest.mark.parametrize("groups", [["1", 2], "12", [1.0, 2], [None, 1], [True, 2]])

@@ -38,8 +38,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-import threading
-import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import attrgetter, countOf, itemgetter
 from typing import NoReturn
@@ -52,6 +50,7 @@ from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
 from ..graph.auth_chain import auth_chain_difference_split, auth_chain_ids, conflicted_subgraph
 from ..protocols import EventReader
 from ._checker import AuthChecker
+from ._mainline import mainline_positions
 
 __all__ = ["resolve_state"]
 
@@ -60,7 +59,6 @@ _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 _JOIN_RULES: StateKey = ("m.room.join_rules", "")
 _MEMBER = "m.room.member"
 _LEAVE_OR_BAN = ("leave", "ban")  # a tuple: untrusted content is compared, never hashed
-_INFINITY = float("inf")
 
 
 def resolve_state(
@@ -106,9 +104,11 @@ def resolve_state(
     Complexity: with *n* the number of keys of the state sets and *c* the size of the full
     conflicted set: O(n) to partition, the auth difference (and in room version 12 the
     conflicted subgraph) from :mod:`eventgraph.graph.auth_chain`, O(c log c) to sort, one
-    authorization check per event of the full conflicted set, O(length of the power-levels
-    mainline walked) to place events on the mainline. Store round trips: a constant number of
-    batches plus one per step of the longest power-levels chain walked.
+    authorization check per event of the full conflicted set, and O(log h) per event to place
+    it on the mainline (h: the length of the power-levels history), plus the power-levels
+    events not met by an earlier resolution on the store (:mod:`eventgraph.state._mainline`
+    keeps a tree of them per store). Store round trips: a constant number of batches plus one
+    per step of the longest power-levels chain walked for the first time.
 
     Examples:
         >>> from eventgraph import MemoryStore
@@ -588,153 +588,6 @@ def _reverse_topological_power_order(
     return order
 
 
-def _mainline_positions(
-    loaded: _Events, power_levels_id: str | None, event_ids: Collection[str]
-) -> dict[str, float]:
-    """The mainline position of each event, based on the power levels event ``power_levels_id``.
-
-    Spec: v2 "Mainline ordering": the mainline of P₀ is [P₀, P₁, …] following the power levels
-    event in each one's ``auth_events``; for another event e the list [e₁, …] is built the same
-    way (e itself excluded); its position is the index i of Pᵢ = eⱼ for the smallest j ≥ 1 with
-    eⱼ on the mainline, else ∞.
-
-    The mainline comes from :func:`_mainline_heights` (usually kept from an earlier resolution
-    on the same store). Then the parents of every power-levels event met off the mainline are
-    found, one batch of auth events per round, each event once whatever the number of lists
-    through it, and the answers are read back along the parent links. A cycle (forgeable IDs)
-    gives ∞.
-
-    Complexity: O(events + power-levels events walked off the mainline), plus the mainline
-    walk when none is kept; store round trips: the longest walk off the mainline (plus the
-    mainline's length when it is walked).
-    """
-    events = loaded.events
-    pl_parent = loaded.pl_parent
-    firsts = {event_id: pl_parent(events[event_id]) for event_id in event_ids}
-    if power_levels_id is None or power_levels_id not in events:
-        return dict.fromkeys(firsts, _INFINITY)  # an empty mainline: nothing meets it
-    heights = _mainline_heights(loaded, power_levels_id)
-    top = heights[power_levels_id]
-    # The power-levels parent of every event met off the mainline, one batch per round.
-    parent: dict[str, str | None] = {}
-    frontier = {p for p in firsts.values() if p is not None and p not in heights}
-    while frontier:
-        loaded.load_auth_events(frontier)
-        met: set[str] = set()
-        for p in frontier:
-            q = pl_parent(events[p]) if p in events else None
-            parent[p] = q
-            if q is not None and q not in heights and q not in parent:
-                met.add(q)
-        frontier = met
-    # Each list's meeting point read back along the parent links (iteratively; a list that
-    # ends off the mainline, or a cycle, gives infinity).
-    # (The mainline's own positions are read from ``heights`` as needed, never copied.)
-    answer: dict[str | None, float] = {None: _INFINITY}
-    for start in parent:
-        if start in answer:
-            continue
-        path: list[str] = []
-        on_path: set[str] = set()
-        x: str | None = start
-        while x not in answer and x not in heights:
-            assert x is not None
-            if x in on_path:
-                answer[x] = _INFINITY
-                break
-            on_path.add(x)
-            path.append(x)
-            x = parent[x]
-        if x in answer:
-            result = answer[x]
-        else:
-            assert x is not None  # (on the mainline)
-            result = float(top - heights[x])
-        for y in path:
-            answer[y] = result
-    return {
-        event_id: float(top - heights[p]) if p in heights else answer[p]
-        for event_id, p in firsts.items()
-    }
-
-
-#: Per store (weakly held): mainlines already walked, each as power-levels event -> height
-#: above the mainline's last event, keyed by the mainline's first event (a few per store).
-_MAINLINES: weakref.WeakKeyDictionary[object, dict[str, dict[str, int]]] = (
-    weakref.WeakKeyDictionary()
-)
-_MAINLINES_PER_STORE = 8
-_MAINLINES_LOCK = threading.Lock()
-
-
-def _mainline_heights(loaded: _Events, power_levels_id: str) -> dict[str, int]:
-    """The mainline of ``power_levels_id`` (a loaded event), as each event's height above the
-    mainline's last one (P₀ highest).
-
-    A mainline is a fact of stored events (each event's ``auth_events`` and whether they are
-    stored in the room), so one walked completely — every auth event of every mainline event
-    found, no cycle — is kept for the store and reused: whole, when the same power levels event
-    is resolved again, or under one more event when the new one's parent was kept (the usual
-    case while a room's forks are ingested). Rooms with a long power-levels history would
-    otherwise walk all of it on every resolution. A store that cannot be weakly referenced
-    keeps nothing.
-    """
-    try:
-        with _MAINLINES_LOCK:
-            kept: dict[str, dict[str, int]] | None = dict(_MAINLINES.setdefault(loaded.store, {}))
-    except TypeError:  # a store without weak references
-        kept = None
-    if kept is not None and power_levels_id in kept:
-        return kept[power_levels_id]
-    heights, complete = _walk_mainline(loaded, power_levels_id, kept)
-    if heights is None:  # the walk met the kept mainline again (a cycle): walk it alone
-        heights, complete = _walk_mainline(loaded, power_levels_id, None)
-        assert heights is not None
-    if complete and kept is not None:
-        with _MAINLINES_LOCK:
-            store_kept = _MAINLINES.setdefault(loaded.store, {})
-            store_kept[power_levels_id] = heights
-            while len(store_kept) > _MAINLINES_PER_STORE:
-                del store_kept[next(iter(store_kept))]
-    return heights
-
-
-def _walk_mainline(
-    loaded: _Events, power_levels_id: str, kept: Mapping[str, dict[str, int]] | None
-) -> tuple[dict[str, int] | None, bool]:
-    """Walk the mainline from ``power_levels_id`` down to its end, a cycle, or an event whose
-    mainline is ``kept``; the heights, and whether the walk was complete (no cycle, every
-    auth event of every mainline event known). ``None`` heights: the walked part meets the kept
-    mainline twice (a cycle through it)."""
-    events = loaded.events
-    path: list[str] = []
-    on_path: set[str] = set()
-    complete = True
-    below: dict[str, int] = {}
-    cursor: str | None = power_levels_id
-    while cursor is not None:
-        if kept is not None and cursor in kept:
-            below = kept[cursor]
-            break
-        if cursor in on_path:
-            complete = False  # a cycle (forgeable IDs): the mainline stops at the repeat
-            break
-        ev = events[cursor]
-        loaded.load(ev.auth_event_ids)
-        if any(a not in events for a in ev.auth_event_ids):
-            complete = False  # the answer could change once that event is stored
-        on_path.add(cursor)
-        path.append(cursor)
-        cursor = loaded.pl_parent(ev)
-    if not on_path.isdisjoint(below):
-        return None, False
-    heights = dict(below)
-    base = len(heights)
-    for offset, event_id in enumerate(reversed(path)):
-        heights[event_id] = base + offset
-    return heights, complete
-
-
 # -- v2 and v2.1 -----------------------------------------------------------------------------
 
 
@@ -829,7 +682,7 @@ def _resolve_v2(
     # Step 3: the remaining events, in mainline ordering based on the resolved power levels.
     remaining = [e for e in full_ids if e not in selected]
     if remaining:
-        positions = _mainline_positions(loaded, partial.get(_POWER_LEVELS), remaining)
+        positions = mainline_positions(loaded, partial.get(_POWER_LEVELS), remaining)
         remaining.sort(key=lambda e: (-positions[e], events[e].origin_server_ts, e))
         # Step 4: iterative auth checks on the partially resolved state.
         checker.apply(partial, remaining)
