@@ -62,7 +62,7 @@ from ..protocols import (
     StateGroupChangesReader,
     StateStore,
 )
-from .resolution import resolve_state
+from .resolution import _resolve, _Stats
 
 __all__ = ["GroupResolution", "resolve_groups"]
 
@@ -199,7 +199,11 @@ def resolve_groups(
         reader.read(extra)
         resolved_keys |= extra
 
-    result = resolve_state(rv, [states[g] for g in distinct], store, trusted=True)  # store states
+    # Store states (trusted); the auth difference is the one just found (step 2: exact, and
+    # the same for R grown by the keys above), so it is not computed again.
+    result = _resolve(
+        rv, [states[g] for g in distinct], store, _Stats(), trusted=True, auth_difference=difference
+    )
     best: tuple[int, int] | None = None
     best_changes: dict[StateKey, str | None] = {}
     for g in distinct:

@@ -155,8 +155,14 @@ def _resolve(
     stats: _Stats,
     *,
     trusted: bool = False,
+    auth_difference: Collection[str] | None = None,
 ) -> dict[StateKey, str]:
-    """:func:`resolve_state`, recording what it did in ``stats``."""
+    """:func:`resolve_state`, recording what it did in ``stats``.
+
+    ``auth_difference``: the auth difference of the state sets (inclusive reading, see
+    :func:`_resolve_v2`) when the caller knows it exactly — :func:`~eventgraph.state.
+    group_resolution.resolve_groups` finds it on the way — so it is not computed again.
+    """
     rv = room_version(room_version_id)
     sets, differing = _validated(state_sets, trusted=trusted)
     if not sets:
@@ -165,7 +171,7 @@ def _resolve(
         return dict(sets[0])
     if rv.state_res is StateResAlgorithm.V1:
         return _resolve_v1(rv, sets, store, stats)
-    return _resolve_v2(rv, sets, store, stats, differing)
+    return _resolve_v2(rv, sets, store, stats, differing, auth_difference)
 
 
 # -- input ---------------------------------------------------------------------------------------
@@ -597,8 +603,10 @@ def _resolve_v2(
     store: EventReader,
     stats: _Stats,
     differing: set[StateKey] | None = None,
+    auth_difference: Collection[str] | None = None,
 ) -> dict[StateKey, str]:
-    """State resolution v2 (room versions 2–11) and v2.1 (room version 12)."""
+    """State resolution v2 (room versions 2–11) and v2.1 (room version 12); the auth
+    difference is computed unless given (exact, by :func:`_resolve`'s caller)."""
     unconflicted, conflicted_keys, extras = _partition_v2(sets, differing)
     if not conflicted_keys:
         return unconflicted
@@ -617,8 +625,11 @@ def _resolve_v2(
     # vector passes either way. Agreeing with the network's states is what resolution is for.
     # Each state set's events are the unconflicted values plus its own values of the conflicted
     # keys, so the difference is handed that split (no set of every state set's events).
-    shared = set(unconflicted.values())
-    difference = auth_chain_difference_split(store, shared, extras, inclusive=True)
+    if auth_difference is None:
+        shared = set(unconflicted.values())
+        difference = auth_chain_difference_split(store, shared, extras, inclusive=True)
+    else:
+        difference = frozenset(auth_difference)
     full = conflicted_ids | difference
     if is_v21:
         full.update(conflicted_subgraph(store, conflicted_ids))
