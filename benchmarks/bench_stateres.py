@@ -20,7 +20,8 @@ runs with those calls wrapped in timers). A least-squares fit of log(CPU time) a
 log(changes per branch) gives the growth exponent per prefix size.
 
 Run: ``python benchmarks/bench_stateres.py [--quick] [--version 11|12] [--repeat N]``.
-Raw rows go to ``benchmarks/results/stateres.txt`` (appended to with ``--append``).
+Raw rows are appended to ``benchmarks/results/stateres.txt`` (the file holds the history of
+every round; ``--overwrite`` replaces it).
 """
 
 from __future__ import annotations
@@ -336,7 +337,10 @@ def main() -> None:
     parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--big", action="store_true", help="also 10,000 changes per branch")
-    parser.add_argument("--append", action="store_true")
+    parser.add_argument(
+        "--append", action="store_true", help="(the default; kept for old command lines)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace the results file")
     args = parser.parse_args()
     rv = room_version(args.version)
     shapes = [(1_000, 100)] if args.quick else [(1_000, 100), (10_000, 1_000), (100_000, 10_000)]
@@ -382,7 +386,7 @@ def main() -> None:
         )
         print(lines[-1])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a" if args.append else "w") as f:
+    with RESULTS.open("w" if args.overwrite else "a") as f:
         f.write("\n".join(lines) + "\n")
 
 
