@@ -198,3 +198,37 @@ def test_jumps_find_ancestors_in_logarithmic_steps() -> None:
     meet = _mainline._common_ancestor("side", tree["side"], "n99999", tree["n99999"], node_of)
     assert meet == 5
     assert steps[0] <= 200
+
+
+class _SlottedStore:
+    """A store that cannot be weakly referenced: nothing is kept for it, answers are the same."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self._inner = inner
+
+    def get_events(self, ids: object) -> Mapping[str, Event]:
+        return self._inner.get_events(ids)  # type: ignore[arg-type]
+
+    def get_facts(self, ids: object) -> Mapping[str, object]:
+        return self._inner.get_facts(ids)  # type: ignore[arg-type]
+
+
+def test_a_store_without_weak_references_keeps_nothing() -> None:
+    rng = random.Random(3)
+    inner = MemoryStore()
+    for stage in _room_in_stages(rng, 60):
+        inner.add_events(stage)
+    store = _SlottedStore(inner)
+    pls = [e for e in inner.get_events([f"$p{i}" for i in range(60)]) if e]
+    ids = sorted(pls)[:10]
+    assert len(ids) == 10
+    for p0 in sorted(pls)[:5]:
+        loaded = _Events(store)  # type: ignore[arg-type]
+        loaded.room_id = ROOM
+        loaded.load([*ids, p0])
+        loaded.load_auth_events(ids)
+        got = mainline_positions(loaded, p0, [i for i in ids if i in loaded.events])
+        assert got == _reference(inner, p0, [i for i in ids if i in loaded.events])
+    assert _mainline._tree_of(store) is None
