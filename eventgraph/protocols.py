@@ -427,3 +427,24 @@ __all__ += [
     "StateStore",
     "StateWrite",
 ]
+
+
+#: :func:`_provides`' answers, per (store class, protocol).
+_PROVIDES: dict[tuple[type, type], bool] = {}
+
+
+def _provides(store: object, protocol: type) -> bool:
+    """``isinstance(store, protocol)`` for a runtime-checkable protocol of this module, decided
+    once per store class: a runtime protocol check costs tens of microseconds (one
+    ``hasattr`` per member), as much as a small query's own work, and algorithms ask it per
+    call. A class with ``__getattr__`` (a proxy, which may wrap stores offering different
+    reads) is asked every time; the memo is bounded.
+    """
+    kind = type(store)
+    key = (kind, protocol)
+    got = _PROVIDES.get(key)
+    if got is None:
+        got = isinstance(store, protocol)
+        if len(_PROVIDES) < 1024 and not hasattr(kind, "__getattr__"):
+            _PROVIDES[key] = got
+    return got

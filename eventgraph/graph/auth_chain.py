@@ -35,6 +35,7 @@ from ..protocols import (
     ChainReverseLink,
     EventFacts,
     EventReader,
+    _provides,
 )
 
 __all__ = [
@@ -243,32 +244,14 @@ def conflicted_subgraph(
     return bfs_conflicted_subgraph(store, conflicted_event_ids)
 
 
-_PLAIN, _FORWARD, _BOTH_WAYS = 0, 1, 2
-_OFFERS: dict[type, int] = {}
-
-
-def _offers(store: object) -> int:
-    """How the store's chain index can be read: not at all, forwards, or both ways (rule 4)."""
-    kind = type(store)
-    got = _OFFERS.get(kind)
-    if got is None:
-        if isinstance(store, ChainIndexReverseReader):
-            got = _BOTH_WAYS
-        elif isinstance(store, ChainIndexReader):
-            got = _FORWARD
-        else:
-            got = _PLAIN
-        if len(_OFFERS) < 1024 and not hasattr(kind, "__getattr__"):  # proxies: every time
-            _OFFERS[kind] = got
-    return got
-
-
 def _reads_forward(store: object) -> TypeGuard[_IndexStore]:
-    return _offers(store) >= _FORWARD
+    """Whether the store's chain index can be read (rule 4; decided once per store class)."""
+    return _provides(store, ChainIndexReader)
 
 
 def _reads_both_ways(store: object) -> TypeGuard[_ReverseStore]:
-    return _offers(store) == _BOTH_WAYS
+    """Whether the store's chain index can also be read upwards (rule 4)."""
+    return _provides(store, ChainIndexReverseReader)
 
 
 # -- the plain breadth-first reference ---------------------------------------------------------

@@ -61,6 +61,7 @@ from ..protocols import (
     ChainPosition,
     StateGroupChangesReader,
     StateStore,
+    _provides,
 )
 from .resolution import _resolve, _Stats
 
@@ -128,7 +129,8 @@ def resolve_groups(
     if (
         rv.state_res is StateResAlgorithm.V1
         or len(distinct) < 2
-        or not _reads_changes_and_reverse_index(store)
+        or not _provides(store, StateGroupChangesReader)
+        or not _provides(store, ChainIndexReverseReader)
     ):
         return None
     differing = differing_keys(cast(StateGroupChangesReader, store), distinct)
@@ -215,24 +217,6 @@ def resolve_groups(
             best, best_changes = (len(changes), g), changes
     assert best is not None
     return GroupResolution(best[1], best_changes, len(resolved_keys), search.visited)
-
-
-#: Whether a store class offers both protocols :func:`resolve_groups` needs, decided once per
-#: class: a runtime protocol check costs tens of microseconds, as much as a small resolution's
-#: state reads. Classes with ``__getattr__`` (proxies) are asked every time.
-_CAPABLE: dict[type, bool] = {}
-
-
-def _reads_changes_and_reverse_index(store: object) -> bool:
-    kind = type(store)
-    got = _CAPABLE.get(kind)
-    if got is None:
-        got = isinstance(store, StateGroupChangesReader) and isinstance(
-            store, ChainIndexReverseReader
-        )
-        if len(_CAPABLE) < 1024 and not hasattr(kind, "__getattr__"):
-            _CAPABLE[kind] = got
-    return got
 
 
 def differing_keys(store: StateGroupChangesReader, groups: Sequence[int]) -> set[StateKey] | None:
