@@ -622,10 +622,7 @@ def _parse(
             room_id = "!" + event_id[1:]
         else:
             assert room_id is not None
-            create_id = "$" + room_id[1:]
-            if create_id not in auth_ids:
-                auth_ids = (*auth_ids, create_id)
-                implied = True
+            auth_ids, implied = _with_implied_create(room_id, auth_ids)
     assert room_id is not None
 
     event = Event(
@@ -813,12 +810,7 @@ def _parse_common(
             else:
                 content_text = "".join(_encode_parts(kept, 0))
         redacted = f'{head}{content_text},"depth":{depth}{hashes_text}{middle}{tail}}}'
-        # The event ID from the reference hash, as _event_id_of does (inline: hot path).
-        ref = hashlib.sha256(redacted.encode()).digest()
-        b64 = binascii.b2a_base64(ref, newline=False)[:43]
-        if rv.event_id_format is _URLSAFE_IDS:
-            b64 = b64.translate(_URLSAFE)
-        event_id = "$" + b64.decode("ascii")
+        event_id = _event_id_of(redacted, rv)
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return None
     if len(pdu_json) > MAX_EVENT_SIZE:
@@ -833,10 +825,7 @@ def _parse_common(
     auth_ids = tuple(auth)
     implied = False
     if rv.room_id_is_create_event_id:
-        create_id = "$" + room_id[1:]
-        if create_id not in auth_ids:
-            auth_ids = (*auth_ids, create_id)
-            implied = True
+        auth_ids, implied = _with_implied_create(room_id, auth_ids)
     event = Event(
         event_id,
         room_id,
@@ -854,6 +843,17 @@ def _parse_common(
         pdu_json,
     )
     return event, digest
+
+
+def _with_implied_create(room_id: str, auth_ids: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """RV 12: ``auth_ids`` with the create event the room ID names appended unless listed, and
+    whether it was appended (``Event.implied_create_auth``). Room version 12
+    (``rooms/v12.md``; MSC4291, digest §6.5): the room ID is the create event's ID with ``!``
+    for ``$``, and the create event is not in ``auth_events``."""
+    create_id = "$" + room_id[1:]
+    if create_id in auth_ids:
+        return auth_ids, False
+    return (*auth_ids, create_id), True
 
 
 def _event_id_of(redacted: str, rv: RoomVersion) -> str:
