@@ -223,13 +223,27 @@ def _feed(
     for arrival, event_id, room_id, _, _ in rows:
         feed.known[event_id] = (room_id, arrival)
     auth_ids = sorted({a for *_, auth in rows for a in auth if a not in feed.known})
-    for part in _chunks(auth_ids, chunk):
-        for event_id, room_id, arrival in conn.execute(
+    for event_id, room_id, arrival in _rooms_and_arrivals(conn, auth_ids, chunk):
+        feed.known[event_id] = (room_id, arrival)
+    _add_in_order(index, feed, rows)
+
+
+def _rooms_and_arrivals(
+    conn: sqlite3.Connection, event_ids: Sequence[str], chunk: int
+) -> Iterator[tuple[str, str, int]]:
+    """``(event ID, room ID, arrival)`` of the stored events among ``event_ids``, ``chunk``
+    IDs per query."""
+    for part in _chunks(event_ids, chunk):
+        yield from conn.execute(
             "SELECT e.event_id, r.room_id, e.arrival FROM events e JOIN rooms r "
             f"ON r.room_nid = e.room_nid WHERE e.event_id IN ({_marks(len(part))})",
             list(part),
-        ):
-            feed.known[event_id] = (room_id, arrival)
+        )
+
+
+def _add_in_order(index: ChainCoverIndex, feed: _Feed, rows: Sequence[_Row]) -> None:
+    """Add ``rows`` (in arrival order) to the index, each seeing only what was stored before
+    it (``feed.now``)."""
     for arrival, event_id, room_id, state_key, auth in rows:
         feed.now = arrival
         index.add(IndexedEvent(event_id, room_id, state_key, auth))
@@ -279,22 +293,12 @@ def _replay(conn: sqlite3.Connection, chunk: int) -> tuple[ChainCoverIndex, _Fee
         feed.known[event_id] = (room_id, arrival)
     # Non-state events matter to the index only as auth events (as edges into other rooms).
     named = sorted({a for *_, auth in state for a in auth if a not in feed.known})
-    others: list[tuple[int, str, str]] = []
-    for part in _chunks(named, chunk):
-        for event_id, room_id, arrival in conn.execute(
-            "SELECT e.event_id, r.room_id, e.arrival FROM events e "
-            f"JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({_marks(len(part))})",
-            list(part),
-        ):
-            feed.known[event_id] = (room_id, arrival)
-            others.append((arrival, event_id, room_id))
-    feeds: list[tuple[int, str, str, tuple[str, str] | None, tuple[str, ...]]] = [*state]
-    feeds.extend((arrival, event_id, room_id, None, ()) for arrival, event_id, room_id in others)
+    feeds: list[_Row] = [*state]
+    for event_id, room_id, arrival in _rooms_and_arrivals(conn, named, chunk):
+        feed.known[event_id] = (room_id, arrival)
+        feeds.append((arrival, event_id, room_id, None, ()))
     feeds.sort()
-    for arrival, event_id, room_id, state_key, auth in feeds:
-        feed.now = arrival
-        index.add(IndexedEvent(event_id, room_id, state_key, auth))
-    feed.now = 1 << 62
+    _add_in_order(index, feed, feeds)
     return index, feed
 
 
