@@ -99,7 +99,7 @@ class MemoryStore:
         for i in event_ids:
             got = children.get(i)
             if got is not None:
-                out[i] = (got,) if type(got) is str else tuple(sorted(got))
+                out[i] = tuple(sorted(_ids(got)))
         return out
 
     def forward_extremities(self, room_id: str, /) -> tuple[str, ...]:
@@ -268,7 +268,7 @@ class MemoryStore:
         all_children = self._children
         mine = all_children.get(event_id)
         if mine is not None:
-            for child in (mine,) if type(mine) is str else mine:
+            for child in _ids(mine):
                 # A child in another room listed this event as a backward extremity of its room.
                 self._rooms[facts[child].room_id].backward.pop(event_id, None)
         for prev in prevs:
@@ -290,9 +290,7 @@ class MemoryStore:
             for prev in prevs:
                 forward.discard(prev)
             mine = all_children.get(event_id)  # (again: an event naming itself is its child)
-            if mine is None or not any(
-                self._is_accepted(c, room_id) for c in ((mine,) if type(mine) is str else mine)
-            ):
+            if mine is None or not any(self._is_accepted(c, room_id) for c in _ids(mine)):
                 forward.add(event_id)
 
     def _is_accepted(self, event_id: str, room_id: str | None = None) -> bool:
@@ -422,7 +420,7 @@ class MemoryStore:
                 self._is_accepted(c, room_id) for c in children.get(event_id, ())
             ):
                 forward[self._events[event_id].room_id].add(event_id)
-        stored = {k: {v} if type(v) is str else v for k, v in self._children.items()}
+        stored = {k: set(_ids(v)) for k, v in self._children.items()}
         if children != {k: v for k, v in stored.items() if v}:
             raise StoreError("the children index disagrees with the events")
         for room_id, room in self._rooms.items():
@@ -435,3 +433,8 @@ class MemoryStore:
             if room.state_keys != state_keys[room_id]:
                 raise StoreError(f"the state keys of {room_id} disagree with the events")
         self._chain_index.check()
+
+
+def _ids(children: str | set[str]) -> Collection[str]:
+    """The child IDs of one ``_children`` entry: one ID, or a set from the second (rule 7)."""
+    return (children,) if type(children) is str else children
