@@ -906,12 +906,7 @@ class _Run:
             base, changes = group, _NO_CHANGES
         else:
             base, changes = drafted.base, drafted.changes
-        known = self._known(base)
-        missing = [k for k in keys if k not in changes and k not in known]
-        if missing:
-            found = self.store.get_state((base,), missing).get(base, {})
-            for k in missing:
-                known[k] = found.get(k)
+        known = self._read(base, [k for k in keys if k not in changes] if changes else keys)
         out: list[str] = []
         for k in keys:
             v = changes[k] if k in changes else known[k]
@@ -919,11 +914,18 @@ class _Run:
                 out.append(v)
         return out
 
-    def _known(self, group: int) -> dict[StateKey, str | None]:
-        """What was read of a stored group's entries in this call (``None``: no entry)."""
+    def _read(self, group: int, keys: Sequence[StateKey]) -> dict[StateKey, str | None]:
+        """What was read of a stored group's entries in this call (``None``: no entry), with
+        ``keys`` among them: those not read yet are read in one store call (fast path; stored
+        groups never change)."""
         known = self._lookups.get(group)
         if known is None:
             known = self._lookups[group] = {}
+        missing = [k for k in keys if k not in known]
+        if missing:
+            found = self.store.get_state((group,), missing).get(group, {})
+            for k in missing:
+                known[k] = found.get(k)
         return known
 
     def _entries(self, group: int, keys: Sequence[StateKey]) -> Mapping[StateKey, str]:
@@ -933,13 +935,7 @@ class _Run:
         drafted = self._pending_states.get(group)
         if drafted is not None:
             return drafted.entries(keys, self._entries)
-        # Stored groups never change: remember what was read (fast path; per call).
-        known = self._known(group)
-        missing = [k for k in keys if k not in known]
-        if missing:
-            found = self.store.get_state((group,), missing).get(group, {})
-            for k in missing:
-                known[k] = found.get(k)
+        known = self._read(group, keys)
         return {k: v for k in keys if (v := known[k]) is not None}
 
     def _usable(self, ids: list[str], event: Event) -> list[str]:
