@@ -149,6 +149,22 @@ class Room:
         except AuthError as err:
             got = err.rule
         assert got == rule, (ev.event_id, got, rule)
+        if ev.state_key is not None and verifier.__class__ is SignaturePresenceVerifier:
+            self._same_from_iterative_checks(ev, rule is None)
+
+    def _same_from_iterative_checks(self, ev: Event, allowed: bool) -> None:
+        """State resolution's iterative checks (``AuthChecker.apply``, with its inline fast
+        paths, ``state._checker`` rule 7) decide as the rules on the whole state. The event is
+        flagged rejected so that its own auth events never answer for it (rule 4), and no key
+        is filled from them: only the state decides."""
+        events = {e.event_id: e for e in self.state.values()}
+        events[ev.event_id] = ev
+        state = {key: e.event_id for key, e in self.state.items()}
+        checker = AuthChecker(
+            room_version(self.v), events, {ev.event_id}, fallback_to_own_auth_events=False
+        )
+        checker.apply(state, [ev.event_id])
+        assert (state.get((ev.type, ev.state_key or "")) == ev.event_id) == allowed, ev.event_id
 
     def add(self, ev: Event) -> Event:
         self.check(ev)
