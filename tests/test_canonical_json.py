@@ -60,6 +60,18 @@ def test_integers_outside_the_range_fail_strictly(n: int) -> None:
     check_json({"n": [n]}, strict=False)
 
 
+@pytest.mark.parametrize("n", [MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1, 2**64])
+def test_integers_of_an_object_outside_the_range_fail_strictly(n: int) -> None:
+    # Integers held directly by an object (power levels' ``users``) take an inline path.
+    value = {"users": {"@a:x": 50, "@b:x": n}}
+    with pytest.raises(InvalidEventError, match=r"users\.@b:x: integer .* range"):
+        freeze_json(value, strict=True)
+    assert freeze_json(value, strict=False) == value
+    assert freeze_json({"users": {"@a:x": MAX_SAFE_INTEGER}}, strict=True) == {
+        "users": {"@a:x": MAX_SAFE_INTEGER}
+    }
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), object(), {1: "a"}, b"x"])
 def test_non_json_values_fail_in_both_modes(bad: Any) -> None:
     for strict in (True, False):

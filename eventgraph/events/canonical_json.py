@@ -149,7 +149,11 @@ def _freeze(value: JsonValue, strict: bool, depth: int) -> JsonValue:
         for k, v in value.items():
             if type(k) is not str:
                 raise _BadValueError(f"object key {k!r} is not a string")
-            if type(v) is str:
+            vcls = type(v)
+            if vcls is str or (
+                vcls is int and (not strict or -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER)
+            ):
+                # (inline: power levels' ``users`` maps hold thousands of integers)
                 out[k] = v
                 continue
             try:
