@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from eventgraph.errors import StoreError
 from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
 from eventgraph.stores.memory_state import MemoryStateGroups
 
@@ -73,3 +74,40 @@ def test_event_groups_read_back_as_written() -> None:
         "$m": EventStateGroups(ids[-2], ids[-2]),
     }
     groups.check_invariants()
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        EventStateGroups(1, 2),  # another room's group
+        EventStateGroups(1, True),  # equal to 1, not a group ID
+        EventStateGroups(1.0, 1.0),  # type: ignore[arg-type]  # equal to 1, not a group ID
+        EventStateGroups(True, True),
+        EventStateGroups(3, 3),  # unknown
+    ],
+)
+def test_an_event_after_one_with_a_checked_group_is_still_checked(
+    second: EventStateGroups,
+) -> None:
+    """The write check skips the room lookups of an event whose one group an earlier event of
+    the write was found with; an event naming that group next to another, or a value equal to
+    it that is not a group ID, is still refused (and nothing is written)."""
+    groups = MemoryStateGroups()
+    ids = groups.apply(
+        groups.prepare(
+            StateWrite(
+                groups=(
+                    StateGroupDraft(-1, "!r:x", None, {("m.room.create", ""): "$c"}),
+                    StateGroupDraft(-2, "!s:x", None, {("m.room.create", ""): "$d"}),
+                )
+            ),
+            connected=lambda _e: True,
+        )
+    )
+    assert ids == {-1: 1, -2: 2}
+    ok = {"$a": EventStateGroups(1, 1), "$b": EventStateGroups(1, 1)}
+    groups.apply(groups.prepare(StateWrite(event_groups=ok), connected=lambda _e: True))
+    write = StateWrite(event_groups={**ok, "$c": second})
+    with pytest.raises(StoreError, match="unknown or of two rooms"):
+        groups.prepare(write, connected=lambda _e: True)
+    assert groups.get_event_state_groups(["$a", "$b", "$c"]) == ok
