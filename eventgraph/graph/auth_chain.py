@@ -380,17 +380,18 @@ class _Reach:
         reach, stand, dirty = self.reach, self.stand, self.dirty
         less = 0 if inclusive else 1
         if not stand:
-            # A fresh walk from events on distinct chains (the usual state set): build the
-            # dictionaries at C speed.
-            fresh = dict(positions)
-            if len(fresh) == len(positions):
-                stand.update(fresh)
-                dirty.update(fresh)
-                if less:
-                    reach.update({c: s - 1 for c, s in fresh.items() if s > 1})
-                else:
-                    reach.update(fresh)
-                return
+            # A fresh walk: build the dictionaries at C speed (per chain its highest position).
+            # (A comprehension, not ``dict(positions)``: that copies each named tuple.)
+            fresh = {c: s for c, s in positions}  # noqa: C416
+            if len(fresh) < len(positions):
+                fresh = {c: s for c, s in sorted(positions)}  # noqa: C416 (highest last)
+            stand.update(fresh)
+            dirty.update(fresh)
+            if less:
+                reach.update({c: s - 1 for c, s in fresh.items() if s > 1})
+            else:
+                reach.update(fresh)
+            return
         for c, s in positions:
             r = s - less
             if r > reach.get(c, 0):
@@ -543,15 +544,23 @@ def _split_difference(
     if not any(extras):
         return frozenset()  # every set holds the same events
     walks = [_Reach() for _ in extras]
-    placed = store.get_chain_positions(set().union(*extras))  # one round trip for every set
-    loose_sets = [
-        _split(store, x, inclusive=inclusive, walk=w, known=placed)[0]
-        for x, w in zip(extras, walks, strict=True)
-    ]
+    everything = set().union(*extras)
+    placed = store.get_chain_positions(everything)  # one round trip for every set
+    loose: set[str] = set()
+    if len(placed) == len(everything):
+        # Every extra is indexed (the usual case): start each walk from its positions at C
+        # speed, no unindexed closure to walk.
+        for x, w in zip(extras, walks, strict=True):
+            w.start_all(list(map(placed.__getitem__, x)), inclusive=inclusive)
+    else:
+        loose_sets = [
+            _split(store, x, inclusive=inclusive, walk=w, known=placed)[0]
+            for x, w in zip(extras, walks, strict=True)
+        ]
+        loose = set().union(*loose_sets) - set(loose_sets[0]).intersection(*loose_sets[1:])
     links: dict[int, tuple[ChainLink, ...]] = {}
     _materialize(store, walks, links)
     candidates = _candidates([w.reach for w in walks])
-    loose = set().union(*loose_sets) - set(loose_sets[0]).intersection(*loose_sets[1:])
     if not candidates and not loose:
         return frozenset()
     below = _Reach()  # what is known to be in A(U)
@@ -585,6 +594,7 @@ _UPWARD_CHAIN_COST = 6
 _UPWARD_BUDGET_FACTOR = 2
 _UPWARD_BUDGET_BASE = 4096
 _NO_SEQUENCE = 1 << 62  # above every sequence
+_UNTESTED = (_NO_SEQUENCE - 1, 0)  # (an entry of ``_UpwardSearch.tested``: nothing compared)
 
 
 def _candidates(reaches: Sequence[Mapping[int, int]]) -> dict[int, tuple[int, int]]:
@@ -631,8 +641,9 @@ class _UpwardSearch:
 
     Facts kept between the walks of one difference (they stay true whatever is asked next):
 
-    * ``tested[c]``: every member of chain c at a sequence ≥ ``tested[c]`` was compared with
-      the shared events (those found were handed to the caller);
+    * ``tested[c]``: every member of chain c at a sequence above ``tested[c][0]`` was compared
+      with the shared events (those found were handed to the caller); the value is the range
+      read, so that a read's ranges are recorded at C speed;
     * ``clear[c]``: every event above chain c's position ``clear[c]`` (through links into c
       with a target at or above it) was examined by a walk that found no shared event.
 
@@ -646,7 +657,7 @@ class _UpwardSearch:
         self.shared = shared
         self.budget = budget
         self.work = 0
-        self.tested: dict[int, int] = {}
+        self.tested: dict[int, tuple[int, int]] = {}
         self.clear: dict[int, int] = {}
 
     def _hits(
@@ -664,7 +675,7 @@ class _UpwardSearch:
             while ids[k] not in shared:
                 k -= 1
             hits.append(ChainPosition(c, ranges[c][0] + 1 + k))
-        tested.update({c: low + 1 for c, (low, _) in ranges.items()})
+        tested.update(ranges)
         return hits
 
     def first_level(
@@ -672,7 +683,7 @@ class _UpwardSearch:
     ) -> tuple[
         list[ChainPosition],
         Mapping[int, tuple[str, ...]],
-        list[int],
+        Mapping[int, tuple[int, int]],
         Mapping[int, tuple[ChainReverseLink, ...]],
     ]:
         """The first level of the searches from the lowest candidate of every chain of
@@ -681,28 +692,25 @@ class _UpwardSearch:
 
         Returns the shared events found (as :meth:`walk`), the members read (per chain, those
         from the lowest candidate up: the candidate itself is compared only when
-        ``inclusive``), the chains whose search ends here with none (no shared member from
-        the candidate up, no link into the chain at or above it) and the links read into the
-        other chains without a shared member (from the lowest candidate up). Two round trips.
+        ``inclusive``), the chains without a shared member (``chain: (low, top)``) and the
+        links read into them (from the lowest candidate up). The search of such a chain that no
+        link enters ends here with none: the caller marks it ``clear`` (one loop over these
+        chains for both). Two round trips.
         """
-        tested, clear = self.tested, self.clear
-        assert not tested  # (the first call: nothing to skip yet)
-        assert not clear
-        skip = 0 if inclusive else 1
+        assert not self.tested  # (the first call: nothing to skip yet)
+        assert not self.clear
         top = _NO_SEQUENCE - 1
-        ranges = {c: (low + skip, top) for c, (low, _) in pending.items()}
+        follow = {c: (low, top) for c, (low, _) in pending.items()}
+        ranges = follow if inclusive else {c: (low + 1, top) for c, (low, _) in pending.items()}
         got = self.store.get_chain_members(ranges)
         hits = self._hits(ranges, got)
         if hits:
-            hit_chains = {h.chain_id for h in hits}
-            follow = {c: (low, top) for c, (low, _) in pending.items() if c not in hit_chains}
-        else:
-            follow = ranges if inclusive else {c: (low, top) for c, (low, _) in pending.items()}
+            follow = follow.copy()  # (``ranges`` is recorded in ``tested``)
+            for c, _ in hits:
+                del follow[c]
         into = self.store.get_chain_reverse_links(follow) if follow else {}
         self.work += sum(map(len, into.values()))
-        closed = [c for c in follow if c not in into]
-        clear.update({c: follow[c][0] + 1 for c in closed})
-        return hits, got, closed, into
+        return hits, got, follow, into
 
     def walk(
         self,
@@ -731,9 +739,9 @@ class _UpwardSearch:
         todo: dict[int, tuple[int, int]] = {chain: (member_from, link_from)}
         while todo:
             ranges = {
-                c: (m - 1, tested.get(c, _NO_SEQUENCE) - 1)
+                c: (m - 1, t)
                 for c, (m, _) in todo.items()
-                if m < tested.get(c, _NO_SEQUENCE)
+                if m <= (t := tested.get(c, _UNTESTED)[0])
             }
             if ranges:
                 hits = self._hits(ranges, store.get_chain_members(ranges))
@@ -807,7 +815,7 @@ def _drop_below_shared(
         # The first level of every search at once: most candidates of a fork are new events
         # with no link into their chain above them, whose search ends there.
         pending = _above(candidates, below) if below.reach else dict(candidates)
-        found, read, closed, into = search.first_level(pending, inclusive=inclusive)
+        found, read, follow, into = search.first_level(pending, inclusive=inclusive)
         if found:
             below.start_all(found, inclusive=inclusive)
             _materialize(store, [below], links)
@@ -826,10 +834,15 @@ def _drop_below_shared(
             else:
                 known.update(ids[start : start + high - low])
 
-        # Nothing shared above the lowest candidate of a closed chain: its candidates are in
-        # the answer. (``answer`` inline: most candidate chains are closed here.)
-        for c in closed:
+        # Nothing shared above the lowest candidate of a chain no link enters there (closed):
+        # its candidates are in the answer. (``answer`` inline: most candidate chains are
+        # closed here.)
+        clear = search.clear
+        for c in follow:
+            if c in into:
+                continue
             low, high = pending.pop(c)
+            clear[c] = low + 1
             ids = read.get(c) if inclusive else None
             if ids is None or len(ids) < high - low:
                 out[c] = (low, high)
