@@ -5,12 +5,15 @@ tracking), while its reads return the public types with the same values: the fac
 from __future__ import annotations
 
 import gc
+import random
 
 import attrs
+import pytest
 
 from eventgraph import MemoryStore
 from eventgraph.protocols import ChainLink, ChainPosition, ChainReverseLink, EventFacts
 from eventgraph.room import NoSignatureChecks, Room
+from eventgraph.stores import memory
 from eventgraph.synth import generate_room
 from eventgraph.testing import make_event
 
@@ -102,3 +105,31 @@ def test_facts_read_back_the_flags_written_and_a_connected_outlier() -> None:
     assert store.get_facts(["$out"])["$out"].outlier is False
     assert store.get_facts(["$out"])["$out"].arrival == 3
     store.check_invariants()
+
+
+def test_facts_read_through_a_small_cache_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a read cache of 3 facts a generation, reads in any order (hits in the young and
+    the old generation, misses, unknown IDs) return the facts kept; connecting outliers read
+    before (in either generation) reads back the new facts."""
+    monkeypatch.setattr(memory, "_FACTS_CACHE_SIZE", 3)
+    store = MemoryStore()
+    store.add_events([make_event("$c", auth=(), state_key="")])
+    events = [make_event(f"$e{i}", prev=("$c",), auth=("$c",), depth=2) for i in range(12)]
+    outliers = [e.event_id for e in events[::3]]
+    store.add_events(events, outliers=outliers)
+    ids = ["$c", *(e.event_id for e in events), "$none"]
+    rng = random.Random(5)
+    for step in range(60):
+        asked = rng.sample(ids, rng.randrange(1, 6))
+        got = store.get_facts(asked)
+        assert got == {i: EventFacts(*store._facts[i]) for i in asked if i in store._facts}
+        if step == 30:
+            # An outlier in each generation (young: the last read; old: three reads before).
+            for i in [outliers[0], "$e1", "$e2", outliers[1]]:
+                assert store.get_facts([i])[i].outlier == (i in outliers)
+            assert outliers[0] in store._old_built_facts
+            assert outliers[1] in store._built_facts
+            store.add_events(events)  # connects the outliers
+            assert not any(f.outlier for f in store.get_facts(outliers).values())
+    assert len(store._built_facts) <= 3
+    assert len(store._old_built_facts) <= 3
