@@ -38,7 +38,9 @@ own code):
    :class:`IndexedEvent`: CPython's garbage collector stops tracking an exact tuple whose items
    are untracked once it has seen it, never a named tuple or an attrs instance, so a large
    index is not rescanned at every full collection. The reads build the public named tuples
-   (equal to the plain ones) as they return them.
+   (equal to the plain ones) as they return them, and keep the positions and the chains'
+   links they built lately (:class:`RecentlyBuilt`) for the next reads: state resolution
+   reads the same hubs again and again. A chain's kept links are dropped when it gains one.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from itertools import repeat
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -55,7 +57,7 @@ from .errors import StoreError
 from .events.event import StateKey
 from .protocols import ChainLink, ChainPosition, ChainReverseLink
 
-__all__ = ["PROBE_BUDGET", "ChainCoverIndex", "IndexedEvent"]
+__all__ = ["PROBE_BUDGET", "ChainCoverIndex", "IndexedEvent", "RecentlyBuilt"]
 
 #: The most links one reachability probe of the link reduction examines (rule 4).
 PROBE_BUDGET = 256
@@ -63,6 +65,8 @@ PROBE_BUDGET = 256
 #: one becomes the old one when full, and a walk found in the old one moves back: the walks
 #: probed again and again stay).
 _WALK_CACHE_SIZE = 1024
+#: How many values each generation of a :class:`RecentlyBuilt` of the index holds.
+_BUILT_CACHE_SIZE = 4096
 
 
 class _Walk(NamedTuple):
@@ -88,6 +92,9 @@ class _Walk(NamedTuple):
     complete: bool
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
 #: ``tuple.__new__``: makes the public named tuples the reads return from the plain tuples the
 #: index keeps (rule 6), without a Python-level ``__new__`` call.
 _new = tuple.__new__
@@ -101,6 +108,43 @@ _Pos = tuple[int, int]
 #: read), or a reverse link, ``(target_sequence, origin_chain_id, origin_sequence)`` (a
 #: :class:`ChainReverseLink` when read).
 _Link = tuple[int, int, int]
+
+
+class RecentlyBuilt(Generic[_K, _V]):
+    """The values a read built lately from what a store keeps, for the next reads.
+
+    Two generations of at most ``size`` values each: when the young one is full it becomes
+    the old one (the values before are dropped); a read finding a value in the old one keeps
+    it again. So at most ``2 x size`` values are kept, the ones read lately. A read looks in
+    :attr:`young` first (one dictionary step), then in :attr:`old`, and keeps what it found or
+    built (:meth:`keep`); a writer drops a value that changes (:meth:`drop`).
+
+    >>> recent = RecentlyBuilt[str, int](2)
+    >>> for key in "abc":
+    ...     recent.keep(key, ord(key))
+    >>> recent.old, recent.young
+    ({'a': 97, 'b': 98}, {'c': 99})
+    """
+
+    __slots__ = ("old", "size", "young")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[_K, _V] = {}
+        self.old: dict[_K, _V] = {}
+
+    def keep(self, key: _K, value: _V) -> None:
+        """Keep ``value`` in the young generation (which may then replace the old one)."""
+        young = self.young
+        if len(young) >= self.size:
+            self.old = young
+            young = self.young = {}
+        young[key] = value
+
+    def drop(self, key: _K) -> None:
+        """Forget the value kept for ``key`` (it changed)."""
+        self.young.pop(key, None)
+        self.old.pop(key, None)
 
 
 @attrs.frozen
@@ -144,6 +188,9 @@ class ChainCoverIndex:
         self._members: dict[int, list[str]] = {}
         self._links: dict[int, list[_Link]] = {}
         self._reverse: dict[int, list[_Link]] = {}  # by target chain, sorted
+        # What the reads built lately (rule 6).
+        self._built_positions = RecentlyBuilt[str, ChainPosition](_BUILT_CACHE_SIZE)
+        self._built_links = RecentlyBuilt[int, tuple[ChainLink, ...]](_BUILT_CACHE_SIZE)
         self._next_chain = 1
         # What a complete walk from a position reaches (see _reached), for the positions
         # probed lately: hubs (power levels, join rules) are probed for nearly every event.
@@ -163,18 +210,43 @@ class ChainCoverIndex:
     def positions(self, event_ids: Collection[str]) -> dict[str, ChainPosition]:
         """The positions of the indexed events among ``event_ids``."""
         pos = self._positions
-        return {i: _new(ChainPosition, pos[i]) for i in event_ids if i in pos}
+        built = self._built_positions
+        young = built.young
+        out: dict[str, ChainPosition] = {}
+        for i in event_ids:
+            got = young.get(i)
+            if got is None:
+                kept = pos.get(i)
+                if kept is None:
+                    continue
+                got = built.old.get(i)
+                if got is None:
+                    got = _new(ChainPosition, kept)
+                built.keep(i, got)  # (a position never changes)
+                young = built.young
+            out[i] = got
+        return out
 
     def links(self, chain_ids: Collection[int]) -> dict[int, tuple[ChainLink, ...]]:
         """The links leaving each chain, sorted (chains without links are absent)."""
         # Kept sorted as they are made (an event is indexed at its chain's tip, so each new
         # link goes at the end, after ties on its origin sequence).
         links = self._links
+        built = self._built_links
+        young = built.young
         out: dict[int, tuple[ChainLink, ...]] = {}
         for c in chain_ids:
-            got = links.get(c)
-            if got:
-                out[c] = tuple(map(_new, repeat(ChainLink, len(got)), got))
+            got = young.get(c)
+            if got is None:
+                kept = links.get(c)
+                if not kept:
+                    continue
+                got = built.old.get(c)
+                if got is None:
+                    got = tuple(map(_new, repeat(ChainLink, len(kept)), kept))
+                built.keep(c, got)  # (dropped when the chain gains a link: _index)
+                young = built.young
+            out[c] = got
         return out
 
     def members(self, ranges: Mapping[int, tuple[int, int]]) -> dict[int, tuple[str, ...]]:
@@ -398,6 +470,7 @@ class ChainCoverIndex:
             else:
                 into.append(back)  # (the usual case: a link to a chain's tip, from a new chain)
             self._made += 1
+            self._built_links.drop(chain)
 
     def _reached(self, sources: list[tuple[int, int]], target_chain: int, target_seq: int) -> bool:
         """Whether a probe (:meth:`_probe` with ``PROBE_BUDGET``) from one of ``sources`` on

@@ -11,6 +11,7 @@ import attrs
 import pytest
 
 from eventgraph import MemoryStore
+from eventgraph import chain_cover as cc
 from eventgraph.protocols import ChainLink, ChainPosition, ChainReverseLink, EventFacts
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.stores import memory
@@ -113,6 +114,7 @@ def test_facts_read_through_a_small_cache_stay_exact(monkeypatch: pytest.MonkeyP
     before (in either generation) reads back the new facts."""
     monkeypatch.setattr(memory, "_FACTS_CACHE_SIZE", 3)
     store = MemoryStore()
+    assert store._built_facts.size == 3
     store.add_events([make_event("$c", auth=(), state_key="")])
     events = [make_event(f"$e{i}", prev=("$c",), auth=("$c",), depth=2) for i in range(12)]
     outliers = [e.event_id for e in events[::3]]
@@ -127,9 +129,35 @@ def test_facts_read_through_a_small_cache_stay_exact(monkeypatch: pytest.MonkeyP
             # An outlier in each generation (young: the last read; old: three reads before).
             for i in [outliers[0], "$e1", "$e2", outliers[1]]:
                 assert store.get_facts([i])[i].outlier == (i in outliers)
-            assert outliers[0] in store._old_built_facts
-            assert outliers[1] in store._built_facts
+            assert outliers[0] in store._built_facts.old
+            assert outliers[1] in store._built_facts.young
             store.add_events(events)  # connects the outliers
             assert not any(f.outlier for f in store.get_facts(outliers).values())
-    assert len(store._built_facts) <= 3
-    assert len(store._old_built_facts) <= 3
+    assert len(store._built_facts.young) <= 3
+    assert len(store._built_facts.old) <= 3
+
+
+def test_chain_reads_through_small_caches_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With caches of 3 positions and 3 chains' links a generation, positions and links read
+    between writes (chains gaining links after they were read) equal the index's own."""
+    monkeypatch.setattr(cc, "_BUILT_CACHE_SIZE", 3)
+    rng = random.Random(7)
+    store = MemoryStore()
+    index = store._chain_index
+    assert index._built_links.size == 3
+    ids: list[str] = []
+    for i in range(120):
+        auth = rng.sample(ids, min(len(ids), rng.randrange(1, 5)))
+        state_key = f"k{rng.randrange(6)}"
+        store.add_events([make_event(f"$e{i}", auth=auth, state_key=state_key, depth=i + 1)])
+        ids.append(f"$e{i}")
+        asked = rng.sample(ids, min(len(ids), 4))
+        assert store.get_chain_positions(asked) == {
+            e: index._positions[e] for e in asked if e in index._positions
+        }
+        chains = rng.sample(range(1, index._next_chain), min(index._next_chain - 1, 4))
+        links = store.get_chain_links(chains)
+        assert links == {c: tuple(index._links[c]) for c in chains if index._links.get(c)}
+        assert {type(x) for v in links.values() for x in v} <= {ChainLink}
+    assert sum(map(len, index._links.values())) > 40  # (links were made between the reads)
+    index.check()

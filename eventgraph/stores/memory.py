@@ -30,9 +30,10 @@ Rules of this module:
    collector stops tracking it once it has seen it (an attrs instance stays tracked and is
    rescanned at every full collection: one per stored event). Reads ask for fewer facts than
    events are written (about 0.6 per event ingested). The facts built lately are kept for
-   the next reads (state resolution reads the same auth events again and again) in a cache
-   of at most ``2 x _FACTS_CACHE_SIZE`` entries, two generations like the chain cover
-   index's walks; an entry is dropped when its event's facts change (an outlier connected).
+   the next reads (state resolution reads the same auth events again and again) in a
+   :class:`~eventgraph.chain_cover.RecentlyBuilt` of two generations of
+   ``_FACTS_CACHE_SIZE``; an entry is dropped when its event's facts change (an outlier
+   connected).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Final
 
 import attrs
 
-from ..chain_cover import ChainCoverIndex
+from ..chain_cover import ChainCoverIndex, RecentlyBuilt
 from ..errors import StoreError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
@@ -92,9 +93,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[str, Event] = {}
         self._facts: dict[str, _Facts] = {}  # rule 8
-        # The EventFacts built by the latest reads, young and old generations (rule 8).
-        self._built_facts: dict[str, EventFacts] = {}
-        self._old_built_facts: dict[str, EventFacts] = {}
+        self._built_facts = RecentlyBuilt[str, EventFacts](_FACTS_CACHE_SIZE)  # rule 8
         self._children: dict[str, str | set[str]] = {}  # one child: its ID (rule 7)
         self._rooms: dict[str, _RoomData] = {}
         self._next_arrival = 1
@@ -113,21 +112,21 @@ class MemoryStore:
 
     def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
         # Built from the kept tuples, unless built lately (rule 8).
+        facts = self._facts
         built = self._built_facts
+        young = built.young
         out: dict[str, EventFacts] = {}
         for i in event_ids:
-            got = built.get(i)
+            got = young.get(i)
             if got is None:
-                kept = self._facts.get(i)
+                kept = facts.get(i)
                 if kept is None:
                     continue
-                got = self._old_built_facts.get(i)
+                got = built.old.get(i)
                 if got is None:
                     got = EventFacts(*kept)
-                if len(built) >= _FACTS_CACHE_SIZE:
-                    self._old_built_facts = built
-                    built = self._built_facts = {}
-                built[i] = got
+                built.keep(i, got)
+                young = built.young
             out[i] = got
         return out
 
@@ -284,8 +283,7 @@ class MemoryStore:
         else:
             arrival = old[_ARRIVAL]
             # The facts change (the outlier is connected): drop the ones built (rule 8).
-            self._built_facts.pop(event_id, None)
-            self._old_built_facts.pop(event_id, None)
+            self._built_facts.drop(event_id)
         prevs = event.prev_event_ids
         depth = event.depth
         facts[event_id] = (  # the fields of EventFacts (rule 8)
