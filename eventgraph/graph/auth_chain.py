@@ -23,8 +23,10 @@ Rules of this module:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from itertools import chain as _chain
 from typing import Protocol, TypeGuard
 
 from ..protocols import (
@@ -193,7 +195,7 @@ def auth_chain_difference_split(
         return frozenset()
     common = shared if isinstance(shared, (set, frozenset)) else set(shared)
     parts = [x if isinstance(x, (set, frozenset)) else set(x) for x in extras]
-    in_every = set(parts[0]).intersection(*parts[1:])
+    in_every = parts[0] & parts[1] if len(parts) == 2 else set(parts[0]).intersection(*parts[1:])
     if in_every:
         common = common | in_every
     rest = [x.difference(common) for x in parts]
@@ -416,7 +418,10 @@ def _materialize(
         busy = [w for w in walks if w.dirty]
         if not busy:
             return
-        unread = busy[0].dirty.union(*[w.dirty for w in busy[1:]]).difference(links)
+        if len(busy) == 1:
+            unread = busy[0].dirty.difference(links)
+        else:
+            unread = busy[0].dirty.union(*[w.dirty for w in busy[1:]]).difference(links)
         if unread:
             got = store.get_chain_links(sorted(unread))
             links.update(got)
@@ -424,29 +429,43 @@ def _materialize(
                 links.update(dict.fromkeys(unread.difference(got.keys()), ()))
         for w in busy:
             batch = w.dirty
-            w.dirty = dirty = set()
+            dirty: set[int] = set()
+            w.dirty = dirty
             reach, stand = w.reach, w.stand
+            reach_at, stand_at, mark = reach.get, stand.get, dirty.add
             for c in batch:
                 here = stand[c]
                 # Links come sorted by origin (ChainIndexReader): stop at the first above.
                 for origin, tc, ts in links[c]:
                     if origin > here:
                         break
-                    if ts > reach.get(tc, 0):  # (reach never exceeds stand)
+                    if ts > reach_at(tc, 0):  # (reach never exceeds stand)
                         reach[tc] = ts
-                        if ts > stand.get(tc, 0):
+                        if ts > stand_at(tc, 0):
                             stand[tc] = ts
-                            dirty.add(tc)
+                            mark(tc)
 
 
 def _members(store: ChainIndexReader, ranges: Mapping[int, tuple[int, int]]) -> set[str]:
-    wanted = {c: r for c, r in sorted(ranges.items()) if r[1] > r[0]}
+    """The members of the non-empty ranges (``chain: (low, high)``)."""
+    wanted = {c: r for c, r in ranges.items() if r[1] > r[0]}
     if not wanted:
         return set()
-    out: set[str] = set()
-    for ids in store.get_chain_members(wanted).values():
-        out.update(ids)
-    return out
+    return set(_concat(store.get_chain_members(wanted).values()))
+
+
+def _answer(
+    store: ChainIndexReader, ranges: Mapping[int, tuple[int, int]], loose: AbstractSet[str]
+) -> frozenset[str]:
+    """The members of ``ranges`` (each non-empty) and ``loose``: one read, built at C speed."""
+    if not ranges:
+        return frozenset(loose)
+    got = _concat(store.get_chain_members(ranges).values())
+    if not loose:
+        return frozenset(got)
+    out = set(got)
+    out |= loose
+    return frozenset(out)
 
 
 def _split(
@@ -583,7 +602,7 @@ def _split_difference(
         loose -= _split(store, shared, inclusive=inclusive, walk=below)[0]
         _materialize(store, [below], links)
         candidates = _above(candidates, below)
-    return frozenset(_members(store, candidates) | loose)
+    return _answer(store, candidates, loose)
 
 
 #: The upward search is chosen when the candidate chains, times this, are at most the shared
@@ -595,6 +614,7 @@ _UPWARD_BUDGET_FACTOR = 2
 _UPWARD_BUDGET_BASE = 4096
 _NO_SEQUENCE = 1 << 62  # above every sequence
 _UNTESTED = (_NO_SEQUENCE - 1, 0)  # (an entry of ``_UpwardSearch.tested``: nothing compared)
+_concat = _chain.from_iterable  # (iterables joined at C speed)
 
 
 def _candidates(reaches: Sequence[Mapping[int, int]]) -> dict[int, tuple[int, int]]:
@@ -607,8 +627,9 @@ def _candidates(reaches: Sequence[Mapping[int, int]]) -> dict[int, tuple[int, in
             y = second.get(c, 0)
             if x != y:
                 candidates[c] = (x, y) if x < y else (y, x)
-        for c, y in second.items():
-            if c not in first and y > 0:
+        for c in second.keys() - first.keys():  # (C speed: the chains only the second reaches)
+            y = second[c]
+            if y > 0:
                 candidates[c] = (0, y)
         return candidates
     for c in sorted({c for r in reaches for c in r}):
@@ -736,19 +757,20 @@ class _UpwardSearch:
         """
         store, tested, clear = self.store, self.tested, self.clear
         opened: dict[int, int] = {}  # links followed by this walk (committed if it finds none)
-        todo: dict[int, tuple[int, int]] = {chain: (member_from, link_from)}
+        # Per chain of this level, the lowest member to compare and the lowest link target to
+        # follow (the same past the first level: the origin of a link followed into it).
+        todo: dict[int, int] = {chain: member_from}
+        starts: dict[int, int] = {chain: link_from}
         while todo:
             ranges = {
-                c: (m - 1, t)
-                for c, (m, _) in todo.items()
-                if m <= (t := tested.get(c, _UNTESTED)[0])
+                c: (m - 1, t) for c, m in todo.items() if m <= (t := tested.get(c, _UNTESTED)[0])
             }
             if ranges:
                 hits = self._hits(ranges, store.get_chain_members(ranges))
                 if hits:
                     return hits
             follow: dict[int, tuple[int, int]] = {}
-            for c, (_, f) in todo.items():
+            for c, f in starts.items():
                 known = clear.get(c, _NO_SEQUENCE)
                 was = opened.get(c, _NO_SEQUENCE)
                 if was < known:
@@ -756,21 +778,25 @@ class _UpwardSearch:
                 if f < known:
                     follow[c] = (f - 1, known - 1)
                     opened[c] = f
-            todo = {}
             if follow:
                 got: Mapping[int, Sequence[ChainReverseLink]]
                 if into_chain is not None:  # the first level: only ``chain``, read already
                     low, high = follow[chain]
-                    got = {chain: [link for link in into_chain if low < link[0] <= high]}
+                    # (sorted by target, as the store returns them: cut by bisection)
+                    start = bisect_left(into_chain, (low + 1,))
+                    got = {chain: into_chain[start : bisect_left(into_chain, (high + 1,), start)]}
                     into_chain = None
                 else:
                     got = store.get_chain_reverse_links(follow)
+                self.work += sum(map(len, got.values()))
+                # The next level: per origin chain, its lowest origin sequence.
+                todo = starts = {}
                 for into in got.values():
-                    self.work += len(into)
                     for _, o, q in into:
-                        seen = todo.get(o)
-                        if seen is None or q < seen[0]:
-                            todo[o] = (q, q)
+                        if q < todo.get(o, _NO_SEQUENCE):
+                            todo[o] = q
+            else:
+                todo = {}
             if self.work > self.budget:
                 raise _OverBudgetError
         for c, f in opened.items():
