@@ -31,7 +31,7 @@ from eventgraph.state import (
     sender_power_level,
 )
 from eventgraph.state._checker import AuthChecker
-from eventgraph.state.authz import _check_selected
+from eventgraph.state.authz import _changed_keys, _check_selected
 
 ALL = [str(n) for n in range(1, 13)]
 
@@ -1234,3 +1234,15 @@ def test_arbitrary_auth_event_lists(v: str, picks: list[int]) -> None:
         and set(picks) <= {1, 2, 9} | creates
     )
     assert (rule is None) == allowed, rule
+
+
+_level_maps = st.dictionaries(st.sampled_from(["@a:x", "@b:x", "@c:x", "@d:x"]), st.integers(-1, 2))
+
+
+@given(old=_level_maps, new=_level_maps)
+def test_changed_keys_equal_the_definition(old: dict[str, int], new: dict[str, int]) -> None:
+    """``authz._changed_keys`` (found by the items views' symmetric difference) lists the keys
+    added, removed or changed, in new's order then old's, as the definition does."""
+    expected = [k for k, v in new.items() if old.get(k) != v]
+    expected += [k for k in old if k not in new]
+    assert _changed_keys(old, new) == expected

@@ -8,8 +8,8 @@
 - Two state sets are partitioned by the symmetric difference of their items views, and only
   the entries of later sets not equal to the first set's are type-checked: compared with the
   definitions, and bad entries anywhere still refused.
-- The sender power of the reverse topological power ordering, memoised by (sender, power
-  levels, create), against ``sender_power_level``.
+- The sort keys of the reverse topological power ordering (the sender power, parsed create
+  and power levels events reused from one event to the next), against ``sender_power_level``.
 - The power events with their ancestors in the full conflicted set, found in memory with at
   most one auth-chain query from the walk's exits, against the definition (auth chains of all
   power events from the store).
@@ -269,16 +269,23 @@ def test_entries_equal_to_the_first_sets_are_taken_as_those() -> None:
     assert values == [{"$t"}, {"$u"}]
 
 
-@given(room=rooms)
-def test_memoised_sender_power_equals_sender_power_level(room: RoomStates) -> None:
-    """``AuthChecker.sender_power`` (memoised by sender and auth events, no list per event)
-    equals ``sender_power_level`` over the event's loaded auth events, for every event."""
+@given(room=rooms, data=st.data())
+def test_power_sort_keys_equal_sender_power_level(room: RoomStates, data: st.DataObject) -> None:
+    """``AuthChecker.power_sort_keys`` (the parsed create and power levels events reused while
+    they repeat) gives ``(-sender_power_level, origin_server_ts, event_id)`` over each event's
+    loaded auth events, for the room's events in a random order, and ``sender_power`` the
+    level of one event."""
     events = room.store.get_events(sorted(room.events))
     checker = AuthChecker(room.rv, events, set())
-    for event_id in sorted(events):
+    order = data.draw(st.permutations(sorted(events)))
+    expected = {}
+    for event_id in order:
         ev = events[event_id]
         auth = [events[a] for a in ev.auth_event_ids if a in events]
-        assert checker.sender_power(ev) == sender_power_level(room.rv, ev, auth), event_id
+        level = sender_power_level(room.rv, ev, auth)
+        expected[event_id] = (-level, ev.origin_server_ts, event_id)
+        assert checker.sender_power(ev) == level, event_id
+    assert checker.power_sort_keys(events[e] for e in order) == expected
 
 
 # -- power events and their ancestors in the full conflicted set --------------------------------

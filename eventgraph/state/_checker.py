@@ -94,7 +94,6 @@ class AuthChecker:
         "_keys",
         "_levels",
         "_levels_fn",
-        "_powers",
         "_rv",
         "checks",
         "events",
@@ -115,7 +114,6 @@ class AuthChecker:
         self.rejected = rejected
         self._fallback = fallback_to_own_auth_events
         self._keys: dict[str, tuple[StateKey, ...]] = {}
-        self._powers: dict[tuple[str, str | None, str | None], float] = {}
         self._levels: dict[str, _Levels] = {}
         self._levels_fn = self._levels_of
         self.checks = 0
@@ -307,41 +305,54 @@ class AuthChecker:
         return True
 
     def sender_power(self, ev: Event) -> float:
-        """The power level of ``ev``'s sender, judged from ``ev``'s own (loaded) auth events.
+        """The power level of ``ev``'s sender, judged from ``ev``'s own (loaded) auth events
+        (see :meth:`power_sort_keys`)."""
+        return -self.power_sort_keys((ev,))[ev.event_id][0]
+
+    def power_sort_keys(self, evs: Iterable[Event]) -> dict[str, tuple[float, int, str]]:
+        """Each event's comparison key of the reverse topological power ordering:
+        ``(-sender power, origin_server_ts, event_id)``, by event ID.
 
         Spec: v2 "Reverse topological power ordering": "x's sender has greater power level
         than y's sender, when looking at their respective auth_events". The definitions are the
-        authorization rules' (:func:`eventgraph.state.authz.sender_power_level`): no power
-        levels event, the creator 100 and others 0; room version 12 creators, infinity.
-        Memoised by (sender, power levels event, create event) within one resolution.
+        authorization rules' (:func:`eventgraph.state.authz.sender_power_level`): the last
+        ``m.room.power_levels`` and ``m.room.create`` events (state key ``""``) among the loaded
+        auth events; no power levels event, the creator 100 and others 0; room version 12
+        creators, infinity. The parsed create and power levels events are reused while they
+        repeat from one event to the next (they mostly do), so there is no memo per event.
         """
         events_get = self.events.get
-        pl: Event | None = None
-        create: Event | None = None
-        for a in ev.auth_event_ids:
-            auth = events_get(a)
-            if auth is not None and auth.state_key == "":
-                etype = auth.type
-                if etype == "m.room.power_levels":
-                    pl = auth
-                elif etype == "m.room.create":
-                    create = auth
-        # The last of each among the auth events, as sender_power_level picks them.
-        memo = (
-            ev.sender,
-            None if pl is None else pl.event_id,
-            None if create is None else create.event_id,
-        )
-        power = self._powers.get(memo)
-        if power is None:
-            levels = None if pl is None else self._levels_of(self._rv, pl)
-            power = self._powers[memo] = _user_level(
-                self._rv,
-                ev.sender,
-                None if create is None else _create_of(self._rv, create),
-                levels,
+        rv = self._rv
+        levels_of = self._levels_of
+        last_create: Event | None = None
+        create_info: _Create | None = None
+        last_pl: Event | None = None
+        levels: _Levels | None = None
+        keys: dict[str, tuple[float, int, str]] = {}
+        for ev in evs:
+            pl: Event | None = None
+            create: Event | None = None
+            for a in ev.auth_event_ids:
+                auth = events_get(a)
+                if auth is not None and auth.state_key == "":
+                    etype = auth.type
+                    if etype == "m.room.power_levels":
+                        pl = auth
+                    elif etype == "m.room.create":
+                        create = auth
+            if create is not last_create:
+                last_create = create
+                create_info = None if create is None else _create_of(rv, create)
+            if pl is not last_pl:
+                last_pl = pl
+                levels = None if pl is None else levels_of(rv, pl)
+            event_id = ev.event_id
+            keys[event_id] = (
+                -_user_level(rv, ev.sender, create_info, levels),
+                ev.origin_server_ts,
+                event_id,
             )
-        return power
+        return keys
 
     def apply(self, state: MutableMapping[StateKey, str], ordered: Iterable[str]) -> None:
         """The iterative auth checks: apply each event of ``ordered`` that passes, in order.

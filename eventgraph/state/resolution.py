@@ -678,11 +678,7 @@ def _resolve_v2(
     selected = _power_events_with_ancestors(
         store, events, power, full, full_ids, difference, loaded.absent
     )
-    sender_power = checker.sender_power
-    sort_key = {}
-    for e in selected:
-        ev = events[e]
-        sort_key[e] = (-sender_power(ev), ev.origin_server_ts, e)
+    sort_key = checker.power_sort_keys(map(events.__getitem__, selected))
     ordered = _reverse_topological_power_order(selected, events, sort_key)
 
     # Step 2: iterative auth checks from the unconflicted state map (v2.1: from an empty map).
