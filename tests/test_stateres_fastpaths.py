@@ -383,3 +383,18 @@ def test_power_ancestor_reached_only_through_an_unconflicted_event() -> None:
     stats = _Stats()
     _resolve("10", [s1, s2], store, stats)
     assert stats.power_events == 3
+
+
+@given(room=rooms)
+def test_select_all_equals_auth_keys(room: RoomStates) -> None:
+    """``AuthChecker.select_all`` (the commonest selections inline) memoises, for every event,
+    the keys ``auth_keys`` selects (held to ``auth_types_for_event`` in ``test_authz``), and
+    returns a set holding their union."""
+    events = room.store.get_events(sorted(room.events))
+    fast = AuthChecker(room.rv, events, set())
+    plain = AuthChecker(room.rv, events, set())
+    needed = fast.select_all(events[e] for e in sorted(events))
+    for event_id in sorted(events):
+        keys = plain.auth_keys(events[event_id])
+        assert fast.auth_keys(events[event_id]) == keys, event_id
+        assert needed.issuperset(keys)

@@ -53,6 +53,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
+from operator import itemgetter
 from typing import Final, NoReturn, Protocol
 
 import attrs
@@ -1007,6 +1008,9 @@ def _check_power_levels(
     ):
         if old_map == new_map:
             continue
+        # Screen at C speed: no value that differs is beyond the sender's level.
+        if max(map(_value, old_map.items() ^ new_map.items())) <= sender_level:
+            continue
         for key in _changed_keys(old_map, new_map):
             old_value = old_map.get(key)
             new_value = new_map.get(key)
@@ -1021,6 +1025,15 @@ def _check_power_levels(
     old_users = current.users
     new_users = new.users
     if old_users != new_users:
+        # Screen at C speed: the entries old has and new lacks or changes (whose users' old
+        # levels count) and those new has that old lacks (new levels); none beyond the
+        # sender's level, no rule can fail. Otherwise the rule is checked user by user.
+        gone = old_users.items() - new_users.items()
+        came = new_users.items() - old_users.items()
+        if (not came or max(map(_value, came)) <= sender_level) and (
+            not gone or max(map(_value, gone)) < sender_level
+        ):
+            return
         for user in _changed_keys(old_users, new_users):
             old_value = old_users.get(user)
             new_value = new_users.get(user)
@@ -1031,6 +1044,9 @@ def _check_power_levels(
                     "power_levels.users_change",
                     f"{sender} may not change the level of {user} ({old_value}→{new_value})",
                 )
+
+
+_value = itemgetter(1)
 
 
 def _changed_keys(old: Mapping[str, int], new: Mapping[str, int]) -> list[str]:

@@ -643,15 +643,13 @@ def _resolve_v2(
     # One pass over the full set: the auth events and the unconflicted entries its checks read
     # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
     # keys (which the checks may overwrite: step 5 writes them back).
-    auth_keys = checker.auth_keys
+    full_events = list(map(events.__getitem__, full_ids))
+    needed = checker.select_all(full_events)
     wanted: set[str] = set()
-    needed: set[StateKey] = set()
     own_keys: set[StateKey] = set()
     power: list[str] = []
-    for e in full_ids:
-        ev = events[e]
+    for ev in full_events:
         wanted.update(ev.auth_event_ids)
-        needed.update(auth_keys(ev))
         etype = ev.type
         own_keys.add((etype, ev.state_key or ""))  # a state event: the "or" never applies
         # Spec: v2 "Power events": a state event of type m.room.power_levels or
@@ -666,7 +664,7 @@ def _resolve_v2(
                 and ev.content.get("membership") in _LEAVE_OR_BAN
             )
         ):
-            power.append(e)
+            power.append(ev.event_id)
     # (keys view & set walks the set, however large the state: set & keys view would not)
     value_of = unconflicted.__getitem__
     wanted.update(map(value_of, unconflicted.keys() & needed))
