@@ -627,9 +627,8 @@ def _candidates(reaches: Sequence[Mapping[int, int]]) -> dict[int, tuple[int, in
             y = second.get(c, 0)
             if x != y:
                 candidates[c] = (x, y) if x < y else (y, x)
-        for c in second.keys() - first.keys():  # (C speed: the chains only the second reaches)
-            y = second[c]
-            if y > 0:
+        for c, y in second.items():
+            if c not in first and y > 0:
                 candidates[c] = (0, y)
         return candidates
     for c in sorted({c for r in reaches for c in r}):
@@ -864,21 +863,23 @@ def _drop_below_shared(
         # its candidates are in the answer. (``answer`` inline: most candidate chains are
         # closed here.)
         clear = search.clear
-        for c in follow:
-            if c in into:
-                continue
-            low, high = pending.pop(c)
+        closed = follow.keys() - into.keys()  # (C speed: few chains have a link into them)
+        for c in closed:
+            low, high = pending[c]
             clear[c] = low + 1
-            ids = read.get(c) if inclusive else None
-            if ids is None or len(ids) < high - low:
-                out[c] = (low, high)
-            elif len(ids) == high - low:
+            ids = read.get(c, ()) if inclusive else ()
+            n = high - low
+            if len(ids) == n:
                 known.update(ids)
+            elif len(ids) > n:
+                known.update(ids[:n])
             else:
-                known.update(ids[: high - low])
+                out[c] = (low, high)
+        rest = sorted(pending.keys() - closed)  # the chains with a hit or a link into them
         if inclusive:
-            first_low.update((c, low) for c, (low, _) in pending.items())
-        for c, (low, high) in sorted(pending.items()):
+            first_low.update((c, pending[c][0]) for c in rest)
+        for c in rest:
+            low, high = pending[c]
             while True:
                 low = max(low, below.reach.get(c, 0))
                 if low >= high:
