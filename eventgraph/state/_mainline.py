@@ -183,8 +183,12 @@ def mainline_positions(
         )
 
     # 3. Each e₁ meets the mainline at its common ancestor with P₀.
+    #    P₀ lifted to the height of an e₁ lower than it has the same common ancestor with e₁
+    #    (that ancestor is no higher than e₁); the lifts are kept by height for this call, as
+    #    most e₁ of one resolution sit at a few heights.
     top_node = node_of(power_levels_id)
     top = top_node[1]
+    lifted: dict[int, tuple[str, _Node]] = {}
     answer: dict[str, float] = {}
     result: dict[str, float] = {}
     for event_id, first in firsts.items():
@@ -193,7 +197,15 @@ def mainline_positions(
             continue
         known = answer.get(first)
         if known is None:
-            meet = _common_ancestor(first, node_of(first), power_levels_id, top_node, node_of)
+            first_node = node_of(first)
+            height = first_node[1]
+            if height < top:
+                low = lifted.get(height)
+                if low is None:
+                    low = lifted[height] = _lift(power_levels_id, top_node, height, node_of)
+                meet = _common_ancestor(first, first_node, low[0], low[1], node_of)
+            else:
+                meet = _common_ancestor(first, first_node, power_levels_id, top_node, node_of)
             known = answer[first] = _INFINITY if meet is None else float(top - meet)
         result[event_id] = known
     return result
