@@ -32,15 +32,6 @@ own code):
    The index holds exactly the links of the plain double loop over auth events with
    link-by-link probes (the tests hold it to that reference), so an index replayed from a
    store built by older code agrees with it.
-6. The index keeps what it holds per event (positions, links, reverse links, the indexed
-   events' fields) as exact tuples of strings and numbers, not as the public named tuples
-   (:class:`ChainPosition`, :class:`ChainLink`, :class:`ChainReverseLink`) or
-   :class:`IndexedEvent`: CPython's garbage collector stops tracking an exact tuple whose items
-   are untracked once it has seen it, never a named tuple or an attrs instance, so a large
-   index is not rescanned at every full collection. The reads build the public named tuples
-   (equal to the plain ones) as they return them, and keep the positions and the chains'
-   links they built lately (:class:`RecentlyBuilt`) for the next reads: state resolution
-   reads the same hubs again and again. A chain's kept links are dropped when it gains one.
 """
 
 from __future__ import annotations
@@ -48,8 +39,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
-from itertools import repeat
-from typing import Generic, NamedTuple, TypeVar
+from typing import NamedTuple
 
 import attrs
 
@@ -57,7 +47,7 @@ from .errors import StoreError
 from .events.event import StateKey
 from .protocols import ChainLink, ChainPosition, ChainReverseLink
 
-__all__ = ["PROBE_BUDGET", "ChainCoverIndex", "IndexedEvent", "RecentlyBuilt"]
+__all__ = ["PROBE_BUDGET", "ChainCoverIndex", "IndexedEvent"]
 
 #: The most links one reachability probe of the link reduction examines (rule 4).
 PROBE_BUDGET = 256
@@ -65,8 +55,6 @@ PROBE_BUDGET = 256
 #: one becomes the old one when full, and a walk found in the old one moves back: the walks
 #: probed again and again stay).
 _WALK_CACHE_SIZE = 1024
-#: How many values each generation of a :class:`RecentlyBuilt` of the index holds.
-_BUILT_CACHE_SIZE = 4096
 
 
 class _Walk(NamedTuple):
@@ -92,59 +80,8 @@ class _Walk(NamedTuple):
     complete: bool
 
 
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-#: ``tuple.__new__``: makes the public named tuples the reads return from the plain tuples the
-#: index keeps (rule 6), without a Python-level ``__new__`` call.
+#: ``tuple.__new__``: makes the index's named tuples without a Python-level ``__new__`` call.
 _new = tuple.__new__
-
-#: What the index keeps of a stored state event (rule 6): ``(room_id, state_key,
-#: auth_event_ids)``, the fields of an :class:`IndexedEvent` after its ID.
-_Kept = tuple[str, StateKey, tuple[str, ...]]
-#: A position, ``(chain_id, sequence)`` (a :class:`ChainPosition` when read).
-_Pos = tuple[int, int]
-#: A link, ``(origin_sequence, target_chain_id, target_sequence)`` (a :class:`ChainLink` when
-#: read), or a reverse link, ``(target_sequence, origin_chain_id, origin_sequence)`` (a
-#: :class:`ChainReverseLink` when read).
-_Link = tuple[int, int, int]
-
-
-class RecentlyBuilt(Generic[_K, _V]):
-    """The values a read built lately from what a store keeps, for the next reads.
-
-    Two generations of at most ``size`` values each: when the young one is full it becomes
-    the old one (the values before are dropped); a read finding a value in the old one keeps
-    it again. So at most ``2 x size`` values are kept, the ones read lately. A read looks in
-    :attr:`young` first (one dictionary step), then in :attr:`old`, and keeps what it found or
-    built (:meth:`keep`); a writer drops a value that changes (:meth:`drop`).
-
-    >>> recent = RecentlyBuilt[str, int](2)
-    >>> for key in "abc":
-    ...     recent.keep(key, ord(key))
-    >>> recent.old, recent.young
-    ({'a': 97, 'b': 98}, {'c': 99})
-    """
-
-    __slots__ = ("old", "size", "young")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.young: dict[_K, _V] = {}
-        self.old: dict[_K, _V] = {}
-
-    def keep(self, key: _K, value: _V) -> None:
-        """Keep ``value`` in the young generation (which may then replace the old one)."""
-        young = self.young
-        if len(young) >= self.size:
-            self.old = young
-            young = self.young = {}
-        young[key] = value
-
-    def drop(self, key: _K) -> None:
-        """Forget the value kept for ``key`` (it changed)."""
-        self.young.pop(key, None)
-        self.old.pop(key, None)
 
 
 @attrs.frozen
@@ -182,15 +119,11 @@ class ChainCoverIndex:
 
     def __init__(self, room_of: Callable[[str], str | None]) -> None:
         self._room_of = room_of
-        # Plain tuples, not the public types (rule 6).
-        self._events: dict[str, _Kept] = {}  # the state events added
-        self._positions: dict[str, _Pos] = {}
+        self._events: dict[str, IndexedEvent] = {}  # the state events added
+        self._positions: dict[str, ChainPosition] = {}
         self._members: dict[int, list[str]] = {}
-        self._links: dict[int, list[_Link]] = {}
-        self._reverse: dict[int, list[_Link]] = {}  # by target chain, sorted
-        # What the reads built lately (rule 6).
-        self._built_positions = RecentlyBuilt[str, ChainPosition](_BUILT_CACHE_SIZE)
-        self._built_links = RecentlyBuilt[int, tuple[ChainLink, ...]](_BUILT_CACHE_SIZE)
+        self._links: dict[int, list[ChainLink]] = {}
+        self._reverse: dict[int, list[ChainReverseLink]] = {}  # by target chain, sorted
         self._next_chain = 1
         # What a complete walk from a position reaches (see _reached), for the positions
         # probed lately: hubs (power levels, join rules) are probed for nearly every event.
@@ -210,43 +143,18 @@ class ChainCoverIndex:
     def positions(self, event_ids: Collection[str]) -> dict[str, ChainPosition]:
         """The positions of the indexed events among ``event_ids``."""
         pos = self._positions
-        built = self._built_positions
-        young = built.young
-        out: dict[str, ChainPosition] = {}
-        for i in event_ids:
-            got = young.get(i)
-            if got is None:
-                kept = pos.get(i)
-                if kept is None:
-                    continue
-                got = built.old.get(i)
-                if got is None:
-                    got = _new(ChainPosition, kept)
-                built.keep(i, got)  # (a position never changes)
-                young = built.young
-            out[i] = got
-        return out
+        return {i: pos[i] for i in event_ids if i in pos}
 
     def links(self, chain_ids: Collection[int]) -> dict[int, tuple[ChainLink, ...]]:
         """The links leaving each chain, sorted (chains without links are absent)."""
         # Kept sorted as they are made (an event is indexed at its chain's tip, so each new
         # link goes at the end, after ties on its origin sequence).
         links = self._links
-        built = self._built_links
-        young = built.young
         out: dict[int, tuple[ChainLink, ...]] = {}
         for c in chain_ids:
-            got = young.get(c)
-            if got is None:
-                kept = links.get(c)
-                if not kept:
-                    continue
-                got = built.old.get(c)
-                if got is None:
-                    got = tuple(map(_new, repeat(ChainLink, len(kept)), kept))
-                built.keep(c, got)  # (dropped when the chain gains a link: _index)
-                young = built.young
-            out[c] = got
+            got = links.get(c)
+            if got:
+                out[c] = tuple(got)
         return out
 
     def members(self, ranges: Mapping[int, tuple[int, int]]) -> dict[int, tuple[str, ...]]:
@@ -277,9 +185,7 @@ class ChainCoverIndex:
             start = bisect_left(into, (low + 1,))
             end = bisect_left(into, (high + 1,), lo=start)
             if end > start:
-                out[chain] = tuple(
-                    map(_new, repeat(ChainReverseLink, end - start), into[start:end])
-                )
+                out[chain] = tuple(into[start:end])
         return out
 
     def not_indexed(self, event_ids: Collection[str]) -> set[str]:
@@ -306,30 +212,7 @@ class ChainCoverIndex:
         into the target chain's reverse links per link made), amortised over the
         events a late arrival releases.
         """
-        self._add(event.event_id, event.room_id, event.state_key, event.auth_event_ids)
-
-    def add_fields(
-        self,
-        event_id: str,
-        room_id: str,
-        state_key: StateKey | None,
-        auth_event_ids: tuple[str, ...],
-    ) -> None:
-        """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
-        that is not a state event and that no event waits for (most of them: messages) costs
-        one dictionary lookup and no object."""
-        if state_key is None and event_id not in self._waiters:
-            return  # add would do nothing: the event is not kept and releases nothing
-        self._add(event_id, room_id, state_key, auth_event_ids)
-
-    def _add(
-        self,
-        event_id: str,
-        room_id: str,
-        state_key: StateKey | None,
-        auth_event_ids: tuple[str, ...],
-    ) -> None:
-        """:meth:`add`, given the event's fields."""
+        event_id = event.event_id
         events = self._events
         if event_id in events:
             return
@@ -340,16 +223,16 @@ class ChainCoverIndex:
             ready.extend(
                 waiter
                 for waiter in sorted(waiters)
-                if events[waiter][0] != room_id and self._release(waiter, event_id)
+                if events[waiter].room_id != event.room_id and self._release(waiter, event_id)
             )
             if not self._waiters.get(event_id):
                 self._waiters.pop(event_id, None)
-        if state_key is not None:
-            events[event_id] = (room_id, state_key, auth_event_ids)  # rule 6
+        if event.state_key is not None:
+            events[event_id] = event
             positions = self._positions
             blockers: set[str] | None = None
-            for a in auth_event_ids:
-                if a not in positions and self._room_of(a) in (None, room_id):
+            for a in event.auth_event_ids:
+                if a not in positions and self._room_of(a) in (None, event.room_id):
                     if blockers is None:
                         blockers = set()
                     blockers.add(a)
@@ -366,6 +249,20 @@ class ChainCoverIndex:
             waiting = self._waiters.pop(current, None)
             if waiting:
                 ready.extend(w for w in sorted(waiting, reverse=True) if self._release(w, current))
+
+    def add_fields(
+        self,
+        event_id: str,
+        room_id: str,
+        state_key: StateKey | None,
+        auth_event_ids: tuple[str, ...],
+    ) -> None:
+        """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
+        that is not a state event and that no event waits for (most of them: messages) costs
+        one dictionary lookup and no object."""
+        if state_key is None and event_id not in self._waiters:
+            return  # add would do nothing: the event is not kept and releases nothing
+        self.add(IndexedEvent(event_id, room_id, state_key, auth_event_ids))
 
     def _release(self, waiter: str, awaited: str) -> bool:
         """Drop one awaited ID of ``waiter``; whether ``waiter`` is now ready."""
@@ -393,21 +290,23 @@ class ChainCoverIndex:
         links).
         """
         events = self._events
-        room_id, state_key, auth_event_ids = events[event_id]
+        event = events[event_id]
+        room_id = event.room_id
         positions = self._positions
         targets: list[str] = []
-        places: list[_Pos] = []  # their positions
-        for a in auth_event_ids:
+        places: list[ChainPosition] = []  # their positions
+        for a in event.auth_event_ids:
             place = positions.get(a)
-            if place is not None and a not in targets and events[a][0] == room_id:
+            if place is not None and a not in targets and events[a].room_id == room_id:
                 targets.append(a)  # (an indexed event is a state event the index keeps)
                 places.append(place)
         # Rule 2: inherit the chain of the first same-key auth event at its chain's tip.
         members = self._members
         chain = 0
         seq = 1
+        state_key = event.state_key
         for a, (pos_chain, pos_seq) in zip(targets, places, strict=True):
-            if events[a][1] == state_key and len(members[pos_chain]) == pos_seq:
+            if events[a].state_key == state_key and len(members[pos_chain]) == pos_seq:
                 chain, seq = pos_chain, pos_seq + 1
                 break
         if chain:
@@ -416,7 +315,7 @@ class ChainCoverIndex:
             chain = self._next_chain
             self._next_chain = chain + 1
             members[chain] = [event_id]
-        positions[event_id] = (chain, seq)
+        positions[event_id] = _new(ChainPosition, (chain, seq))
         order = self._order
         order[event_id] = len(order)
         # Rule 3: link only to auth events not reachable otherwise.
@@ -455,12 +354,12 @@ class ChainCoverIndex:
                 tc == target_chain and ts >= target_seq and o <= seq for o, tc, ts in existing
             ):
                 continue  # covered by a link of the chain
-            link = (seq, target_chain, target_seq)
+            link = _new(ChainLink, (seq, target_chain, target_seq))
             if existing and existing[-1] > link:
                 insort(existing, link)
             else:
                 existing.append(link)  # (the usual case: the event is the chain's tip)
-            back = (target_seq, chain, seq)
+            back = _new(ChainReverseLink, (target_seq, chain, seq))
             if into is None:
                 reverse[target_chain] = [back]
             elif into[-1] > back:
@@ -470,7 +369,6 @@ class ChainCoverIndex:
             else:
                 into.append(back)  # (the usual case: a link to a chain's tip, from a new chain)
             self._made += 1
-            self._built_links.drop(chain)
 
     def _reached(self, sources: list[tuple[int, int]], target_chain: int, target_seq: int) -> bool:
         """Whether a probe (:meth:`_probe` with ``PROBE_BUDGET``) from one of ``sources`` on
@@ -522,19 +420,16 @@ class ChainCoverIndex:
 
     # -- reachability -------------------------------------------------------------------------
 
-    def reaches(
-        self, source: tuple[int, int], target: tuple[int, int], *, budget: int | None
-    ) -> bool:
-        """Whether ``target`` is in the auth chain of ``source`` according to the index
-        (positions: :class:`ChainPosition` or the plain ``(chain_id, sequence)``).
+    def reaches(self, source: ChainPosition, target: ChainPosition, *, budget: int | None) -> bool:
+        """Whether ``target`` is in the auth chain of ``source`` according to the index.
 
         With a ``budget``, give up (answer ``False``) after examining that many links.
         """
-        source_chain, source_seq = source
-        target_chain, target_seq = target
-        if source_chain == target_chain:
-            return target_seq < source_seq
-        return self._probe(source_chain, source_seq, target_chain, target_seq, budget)
+        if source.chain_id == target.chain_id:
+            return target.sequence < source.sequence
+        return self._probe(
+            source.chain_id, source.sequence, target.chain_id, target.sequence, budget
+        )
 
     def _probe(
         self, chain: int, sequence: int, target_chain: int, target_seq: int, budget: int | None
@@ -628,10 +523,12 @@ class ChainCoverIndex:
         while changed:
             changed = False
             for event_id in sorted(events):
-                ev_room, _, ev_auth = events[event_id]
+                ev = events[event_id]
                 if event_id in indexed:
                     continue
-                if all(a in indexed or room_of(a) not in (None, ev_room) for a in ev_auth):
+                if all(
+                    a in indexed or room_of(a) not in (None, ev.room_id) for a in ev.auth_event_ids
+                ):
                     indexed.add(event_id)
                     changed = True
         if indexed != set(self._positions):
@@ -641,37 +538,37 @@ class ChainCoverIndex:
             raise StoreError("the chain index's waiting list disagrees with its events")
         for chain, chain_members in self._members.items():
             for n, member in enumerate(chain_members, start=1):
-                if self._positions.get(member) != (chain, n):
+                if self._positions.get(member) != ChainPosition(chain, n):
                     raise StoreError(f"chain {chain} disagrees with the position of {member}")
-                if n > 1 and chain_members[n - 2] not in events[member][2]:
+                if n > 1 and chain_members[n - 2] not in events[member].auth_event_ids:
                     raise StoreError(f"{member} does not have its chain predecessor as auth")
         for chain, links in self._links.items():
             if links != sorted(links):  # the probes stop reading at the first origin too high
                 raise StoreError(f"the links of chain {chain} are not sorted")
-            for origin_seq, target_chain, target_seq in links:
-                origin = self._members[chain][origin_seq - 1]
-                target = self._members[target_chain][target_seq - 1]
-                if target not in events[origin][2]:
+            for link in links:
+                origin = self._members[chain][link.origin_sequence - 1]
+                target = self._members[link.target_chain_id][link.target_sequence - 1]
+                if target not in events[origin].auth_event_ids:
                     raise StoreError(f"the link {origin} -> {target} is not an auth edge")
         reverse = {
-            c: sorted((x[2], o, x[0]) for o, x in pairs)
+            c: sorted(ChainReverseLink(x.target_sequence, o, x.origin_sequence) for o, x in pairs)
             for c, pairs in _by_target(self._links).items()
         }
         if reverse != {c: r for c, r in self._reverse.items() if r}:
             raise StoreError("the chain index's reverse links disagree with its links")
         for event_id, pos in self._positions.items():
-            ev_room, _, ev_auth = events[event_id]
-            for a in ev_auth:
-                if room_of(a) != ev_room:
+            ev = events[event_id]
+            for a in ev.auth_event_ids:
+                if room_of(a) != ev.room_id:
                     continue
                 if not self.reaches(pos, self._positions[a], budget=None):
                     raise StoreError(f"the index loses the auth edge {event_id} -> {a}")
 
 
-def _by_target(links: Mapping[int, list[_Link]]) -> dict[int, list[tuple[int, _Link]]]:
+def _by_target(links: Mapping[int, list[ChainLink]]) -> dict[int, list[tuple[int, ChainLink]]]:
     """The links grouped by target chain, each with its origin chain."""
-    out: dict[int, list[tuple[int, _Link]]] = {}
+    out: dict[int, list[tuple[int, ChainLink]]] = {}
     for origin in sorted(links):
         for link in links[origin]:
-            out.setdefault(link[1], []).append((origin, link))
+            out.setdefault(link.target_chain_id, []).append((origin, link))
     return out

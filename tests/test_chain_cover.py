@@ -232,15 +232,13 @@ def test_reverse_links_of_the_worked_example() -> None:
 
 
 def _plain_reaches(
-    links: Mapping[int, Sequence[tuple[int, int, int]]],
-    source: tuple[int, int],
-    target: tuple[int, int],
+    links: Mapping[int, Sequence[ChainLink]],
+    source: ChainPosition,
+    target: ChainPosition,
     budget: int | None,
 ) -> bool:
     """The reachability probe link by link (the reference): a depth-first walk that counts
-    every link of every chain it pops and gives up past ``budget``. (The links and positions
-    may be plain tuples, as the index keeps them: read as the public named tuples here.)"""
-    source, target = ChainPosition(*source), ChainPosition(*target)
+    every link of every chain it pops and gives up past ``budget``."""
     if source.chain_id == target.chain_id:
         return target.sequence < source.sequence
     best = {source.chain_id: source.sequence}
@@ -248,7 +246,7 @@ def _plain_reaches(
     examined = 0
     while stack:
         here = stack.pop()
-        for link in map(ChainLink._make, links.get(here.chain_id, ())):
+        for link in links.get(here.chain_id, ()):
             examined += 1
             if budget is not None and examined > budget:
                 return False
@@ -266,21 +264,17 @@ class _PlainIndex(ChainCoverIndex):
     """Rule 3 as written: every other auth event probed, link by link, for every candidate."""
 
     def _index(self, event_id: str) -> None:
-        # (The index keeps plain tuples: read as the public types here.)
-        def kept(event_id: str) -> IndexedEvent:
-            return IndexedEvent(event_id, *self._events[event_id])
-
-        event = kept(event_id)
+        event = self._events[event_id]
         positions = self._positions
         targets: list[str] = []
         for a in event.auth_event_ids:
-            if a in positions and a not in targets and kept(a).room_id == event.room_id:
+            if a in positions and a not in targets and self._events[a].room_id == event.room_id:
                 targets.append(a)
         chain, seq = 0, 1
         for a in targets:
-            pos = ChainPosition(*positions[a])
+            pos = positions[a]
             if (
-                kept(a).state_key == event.state_key
+                self._events[a].state_key == event.state_key
                 and len(self._members[pos.chain_id]) == pos.sequence
             ):
                 chain, seq = pos.chain_id, pos.sequence + 1
@@ -292,7 +286,7 @@ class _PlainIndex(ChainCoverIndex):
         self._members[chain].append(event_id)
         positions[event_id] = ChainPosition(chain, seq)
         for a in targets:
-            target = ChainPosition(*positions[a])
+            target = positions[a]
             if target.chain_id == chain or any(
                 b != a and _plain_reaches(self._links, positions[b], target, cc.PROBE_BUDGET)
                 for b in targets
@@ -303,7 +297,7 @@ class _PlainIndex(ChainCoverIndex):
                 x.target_chain_id == target.chain_id
                 and x.target_sequence >= target.sequence
                 and x.origin_sequence <= seq
-                for x in map(ChainLink._make, existing)
+                for x in existing
             ):
                 continue
             existing.append(ChainLink(seq, target.chain_id, target.sequence))
@@ -426,7 +420,7 @@ def _link_maps(draw: st.DrawFn) -> dict[int, list[ChainLink]]:
     st.one_of(st.none(), st.integers(0, 30)),
 )
 def test_probe_gives_up_where_the_link_by_link_walk_does(
-    links: dict[int, list[tuple[int, int, int]]],
+    links: dict[int, list[ChainLink]],
     source: tuple[int, int],
     target: tuple[int, int],
     budget: int | None,
@@ -448,7 +442,7 @@ def test_probe_gives_up_where_the_link_by_link_walk_does(
 def test_a_stale_pop_counts_its_links() -> None:
     """A chain pushed at a lower stand and then a higher one is popped twice; the second
     (stale) pop reads nothing new but its links count, so the budget can run out there."""
-    links: dict[int, list[tuple[int, int, int]]] = {
+    links = {
         1: [ChainLink(1, 3, 1), ChainLink(2, 2, 1), ChainLink(3, 2, 2)],
         2: [ChainLink(1, 7, 1), ChainLink(9, 7, 2)],
         3: [ChainLink(1, 6, 1), ChainLink(1, 8, 1), ChainLink(1, 8, 2)],
@@ -466,7 +460,7 @@ def test_a_stale_pop_counts_its_links() -> None:
 def test_a_cached_walk_counts_the_links_its_chains_gain() -> None:
     """A cached walk that reached the target answers ``True`` only while its pops' links fit
     the budget: a chain it popped twice counts each link it gains twice."""
-    links: dict[int, list[tuple[int, int, int]]] = {
+    links = {
         1: [ChainLink(1, 3, 1), ChainLink(2, 2, 1), ChainLink(3, 2, 2)],
         2: [ChainLink(1, 6, 1), ChainLink(7, 6, 2)],
         3: [ChainLink(1, 5, 1)],

@@ -1,6 +1,6 @@
-"""What MemoryStore keeps per event is exact tuples (which CPython's garbage collector stops
-tracking), while its reads return the public types with the same values: the facts
-(``memory`` rule 8) and the chain cover index (``chain_cover`` rule 6)."""
+"""MemoryStore keeps the facts of each event as an exact tuple (which CPython's garbage
+collector stops tracking), while get_facts returns EventFacts with the same values, built on
+read or kept from a recent read (``memory`` rule 8)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import attrs
 import pytest
 
 from eventgraph import MemoryStore
-from eventgraph import chain_cover as cc
-from eventgraph.protocols import ChainLink, ChainPosition, ChainReverseLink, EventFacts
+from eventgraph.protocols import EventFacts
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.stores import memory
 from eventgraph.synth import generate_room
@@ -30,21 +29,11 @@ def _ingested() -> MemoryStore:
 
 
 def test_the_store_keeps_exact_tuples_the_collector_stops_tracking() -> None:
-    """Facts, positions, links, reverse links and indexed events are exact tuples, untracked
-    by the collector after two full collections (a tuple is untracked in a collection that
-    finds its items untracked: one holding a tuple seen later in that pass waits for the
-    next)."""
+    """The facts are exact tuples, untracked by the collector after two full collections (a
+    tuple is untracked in a collection that finds its items untracked: one holding a tuple
+    seen later in that pass waits for the next)."""
     store = _ingested()
-    index = store._chain_index
-    kept: list[object] = [
-        *store._facts.values(),
-        *index._positions.values(),
-        *(x for links in index._links.values() for x in links),
-        *(x for links in index._reverse.values() for x in links),
-        *index._events.values(),
-    ]
-    assert index._links  # (the room exercises both)
-    assert index._reverse
+    kept = list(store._facts.values())
     assert {type(x) for x in kept} == {tuple}
     gc.collect()
     gc.collect()
@@ -52,11 +41,8 @@ def test_the_store_keeps_exact_tuples_the_collector_stops_tracking() -> None:
 
 
 def test_reads_build_the_public_types_with_the_kept_values() -> None:
-    """``get_facts`` returns :class:`EventFacts` equal to the event's fields and flags; the
-    chain reads return :class:`ChainPosition`, :class:`ChainLink` and
-    :class:`ChainReverseLink` (named tuples, equal to the plain ones kept)."""
+    """``get_facts`` returns :class:`EventFacts` equal to the event's fields."""
     store = _ingested()
-    index = store._chain_index
     ids = sorted(store._facts)
     facts = store.get_facts(ids)
     for event_id in ids:
@@ -69,18 +55,6 @@ def test_reads_build_the_public_types_with_the_kept_values() -> None:
         assert got.auth_event_ids == event.auth_event_ids
         assert got.is_state == (event.state_key is not None)
     assert sorted(f.arrival for f in facts.values()) == list(range(1, len(ids) + 1))
-    positions = store.get_chain_positions(ids)
-    assert positions == index._positions
-    assert {type(p) for p in positions.values()} == {ChainPosition}
-    chains = sorted({p.chain_id for p in positions.values()})
-    links = store.get_chain_links(chains)
-    assert links == {c: tuple(v) for c, v in index._links.items() if v}
-    assert {type(x) for v in links.values() for x in v} == {ChainLink}
-    reverse = store.get_chain_reverse_links(dict.fromkeys(chains, (0, 10**9)))
-    assert reverse == {c: tuple(v) for c, v in index._reverse.items() if v}
-    assert {type(x) for v in reverse.values() for x in v} == {ChainReverseLink}
-    some = next(iter(links.values()))[0]
-    assert repr(some).startswith("ChainLink(origin_sequence=")
 
 
 def test_facts_read_back_the_flags_written_and_a_connected_outlier() -> None:
@@ -135,29 +109,3 @@ def test_facts_read_through_a_small_cache_stay_exact(monkeypatch: pytest.MonkeyP
             assert not any(f.outlier for f in store.get_facts(outliers).values())
     assert len(store._built_facts.young) <= 3
     assert len(store._built_facts.old) <= 3
-
-
-def test_chain_reads_through_small_caches_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With caches of 3 positions and 3 chains' links a generation, positions and links read
-    between writes (chains gaining links after they were read) equal the index's own."""
-    monkeypatch.setattr(cc, "_BUILT_CACHE_SIZE", 3)
-    rng = random.Random(7)
-    store = MemoryStore()
-    index = store._chain_index
-    assert index._built_links.size == 3
-    ids: list[str] = []
-    for i in range(120):
-        auth = rng.sample(ids, min(len(ids), rng.randrange(1, 5)))
-        state_key = f"k{rng.randrange(6)}"
-        store.add_events([make_event(f"$e{i}", auth=auth, state_key=state_key, depth=i + 1)])
-        ids.append(f"$e{i}")
-        asked = rng.sample(ids, min(len(ids), 4))
-        assert store.get_chain_positions(asked) == {
-            e: index._positions[e] for e in asked if e in index._positions
-        }
-        chains = rng.sample(range(1, index._next_chain), min(index._next_chain - 1, 4))
-        links = store.get_chain_links(chains)
-        assert links == {c: tuple(index._links[c]) for c in chains if index._links.get(c)}
-        assert {type(x) for v in links.values() for x in v} <= {ChainLink}
-    assert sum(map(len, index._links.values())) > 40  # (links were made between the reads)
-    index.check()

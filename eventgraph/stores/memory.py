@@ -31,19 +31,18 @@ Rules of this module:
    rescanned at every full collection: one per stored event). Reads ask for fewer facts than
    events are written (about 0.6 per event ingested). The facts built lately are kept for
    the next reads (state resolution reads the same auth events again and again) in a
-   :class:`~eventgraph.chain_cover.RecentlyBuilt` of two generations of
-   ``_FACTS_CACHE_SIZE``; an entry is dropped when its event's facts change (an outlier
-   connected).
+   :class:`_RecentlyBuilt` of two generations of ``_FACTS_CACHE_SIZE``; an entry is dropped
+   when its event's facts change (an outlier connected).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 import attrs
 
-from ..chain_cover import ChainCoverIndex, RecentlyBuilt
+from ..chain_cover import ChainCoverIndex
 from ..errors import StoreError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
@@ -71,6 +70,46 @@ _ARRIVAL: Final = 9
 #: How many built :class:`EventFacts` each of the two generations of the read cache holds.
 _FACTS_CACHE_SIZE = 4096
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _RecentlyBuilt(Generic[_K, _V]):
+    """The values a read built lately from what the store keeps, for the next reads (rule 8).
+
+    Two generations of at most ``size`` values each: when the young one is full it becomes
+    the old one (the values before are dropped); a read finding a value in the old one keeps
+    it again. So at most ``2 x size`` values are kept, the ones read lately. A read looks in
+    :attr:`young` first (one dictionary step), then in :attr:`old`, and keeps what it found or
+    built (:meth:`keep`); a writer drops a value that changes (:meth:`drop`).
+
+    >>> recent = _RecentlyBuilt[str, int](2)
+    >>> for key in "abc":
+    ...     recent.keep(key, ord(key))
+    >>> recent.old, recent.young
+    ({'a': 97, 'b': 98}, {'c': 99})
+    """
+
+    __slots__ = ("old", "size", "young")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[_K, _V] = {}
+        self.old: dict[_K, _V] = {}
+
+    def keep(self, key: _K, value: _V) -> None:
+        """Keep ``value`` in the young generation (which may then replace the old one)."""
+        young = self.young
+        if len(young) >= self.size:
+            self.old = young
+            young = self.young = {}
+        young[key] = value
+
+    def drop(self, key: _K) -> None:
+        """Forget the value kept for ``key`` (it changed)."""
+        self.young.pop(key, None)
+        self.old.pop(key, None)
+
 
 @attrs.define
 class _RoomData:
@@ -93,7 +132,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[str, Event] = {}
         self._facts: dict[str, _Facts] = {}  # rule 8
-        self._built_facts = RecentlyBuilt[str, EventFacts](_FACTS_CACHE_SIZE)  # rule 8
+        self._built_facts = _RecentlyBuilt[str, EventFacts](_FACTS_CACHE_SIZE)  # rule 8
         self._children: dict[str, str | set[str]] = {}  # one child: its ID (rule 7)
         self._rooms: dict[str, _RoomData] = {}
         self._next_arrival = 1
