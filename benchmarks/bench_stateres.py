@@ -290,8 +290,8 @@ def timed(
 
 
 #: The functions of :mod:`eventgraph.graph.auth_chain` state resolution calls (by the names it
-#: imports them under): the auth difference, v2.1's conflicted subgraph, auth chains.
-AUTH_CHAIN_CALLS = ("auth_chain_difference_split", "conflicted_subgraph", "auth_chain_ids")
+#: imports them under): the auth difference, v2.1's conflicted subgraph, auth chain tests.
+AUTH_CHAIN_CALLS = ("auth_chain_difference_split", "conflicted_subgraph", "auth_chains_hold")
 
 
 def auth_chain_cpu(
@@ -449,7 +449,8 @@ def across_processes(args: argparse.Namespace) -> None:
             f"{syn if syn else '-'} {ratio} {tmed:.2f} {tratio}"
         )
     print("\n".join(lines))
-    write_results(lines, overwrite=False)
+    if not args.no_write:
+        write_results(lines, overwrite=False)
 
 
 if __name__ == "__main__":

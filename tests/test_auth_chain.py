@@ -204,6 +204,45 @@ def test_index_and_bfs_equal_the_spec_references(
     assert expected == ac.bfs_conflicted_subgraph(store, flat)
 
 
+class _EventsOnly:
+    """A store with no chain index (events and facts only)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.get_events = inner.get_events
+        self.get_facts = inner.get_facts
+
+
+@given(_auth_case(), st.data())
+def test_auth_chains_hold_is_the_chain_restricted_to_the_candidates(
+    case: tuple[RoomDag, list[int], list[list[str]]], data: st.DataObject
+) -> None:
+    """auth_chains_hold places candidates by position: equal to the spec's auth chain
+    intersected with the candidates, with the index and without it."""
+    dag, order, sets = case
+    store = MemoryStore()
+    dag.store_into(store, order)
+    events = {e.event_id: e for e in dag.events}
+    flat = [i for s in sets for i in s]
+    pool = sorted([*dag.event_ids, *dag.missing_ids, "$unknown"])
+    candidates = data.draw(st.lists(st.sampled_from(pool), max_size=8))
+    expected = ref_auth_chain(events, flat, False) & set(candidates)
+    assert expected == ac.auth_chains_hold(store, flat, candidates)
+    assert expected == ac.auth_chains_hold(_EventsOnly(store), flat, candidates)
+
+
+def test_auth_chains_hold_with_a_partial_index() -> None:
+    """Unindexed events (above a never-stored auth event) are placed by the walk, indexed
+    ones by their positions: every closed set of unindexed events of Synapse's graph."""
+    everything = _ids("abcdefghijk")
+    for unindexed in _closed_sets():
+        store = _ghosted_store(unindexed)
+        for given_names, _, _ in AUTH_CHAIN_VECTORS:
+            given_ids = _ids(given_names)
+            expected = ref_auth_chain(_SYN_EVENTS, given_ids, False)
+            got = ac.auth_chains_hold(store, given_ids, everything)
+            assert expected == got, (sorted(unindexed), given_names)
+
+
 def _ghosted_store(unindexed_roots: Collection[str]) -> MemoryStore:
     """Synapse's graph where each root also cites a never-stored event: the roots and all
     events above them stay unindexed, while every answer stays the same."""

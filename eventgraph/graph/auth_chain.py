@@ -44,6 +44,7 @@ __all__ = [
     "auth_chain_difference",
     "auth_chain_difference_split",
     "auth_chain_ids",
+    "auth_chains_hold",
     "bfs_auth_chain_difference",
     "bfs_auth_chain_ids",
     "bfs_conflicted_subgraph",
@@ -88,6 +89,37 @@ def auth_chain_ids(
     if _reads_forward(store):
         return _indexed_auth_chain_ids(store, event_ids, include_given=include_given)
     return bfs_auth_chain_ids(store, event_ids, include_given=include_given)
+
+
+def auth_chains_hold(
+    store: EventReader, event_ids: Collection[str], candidates: Collection[str]
+) -> set[str]:
+    """The ``candidates`` that are in the union of the auth chains of ``event_ids``:
+    ``auth_chain_ids(store, event_ids) & candidates``, without reading the whole chain.
+
+    With the chain cover index, the walk down from ``event_ids`` follows links only (per
+    chain, the highest sequence reached) and each candidate is placed by its position — no
+    chain's members are read. That matters when the auth chains are long (a room's whole
+    power-levels history) and the candidates few, as in state resolution's step 1.
+
+    Complexity: the chains and links reachable from ``event_ids`` (not their events), the
+    unindexed events among them, and one positions read of the candidates; O(longest link
+    path) round trips. Without the index: :func:`auth_chain_ids`.
+    """
+    wanted = candidates if isinstance(candidates, (set, frozenset)) else set(candidates)
+    if not wanted:
+        return set()
+    if not _reads_forward(store):
+        return set(bfs_auth_chain_ids(store, event_ids).intersection(wanted))
+    walk = _Reach()
+    unindexed, _ = _split(store, event_ids, inclusive=False, walk=walk)
+    _materialize(store, [walk], {})
+    reach = walk.reach
+    held = unindexed.intersection(wanted)
+    for event_id, (chain, sequence) in store.get_chain_positions(wanted).items():
+        if sequence <= reach.get(chain, 0):
+            held.add(event_id)
+    return held
 
 
 def auth_chain_difference(

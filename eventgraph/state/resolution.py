@@ -47,7 +47,11 @@ import attrs
 from ..errors import CycleError, EventNotFoundError, InvalidRequestError
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
-from ..graph.auth_chain import auth_chain_difference_split, auth_chain_ids, conflicted_subgraph
+from ..graph.auth_chain import (
+    auth_chain_difference_split,
+    auth_chains_hold,
+    conflicted_subgraph,
+)
 from ..protocols import EventReader
 from ._checker import AuthChecker
 from ._mainline import mainline_positions
@@ -473,8 +477,8 @@ def _power_events_with_ancestors(
     otherwise the store is asked.
 
     Complexity: O(auth edges of the full set) in memory, plus the exits' auth chains in memory
-    or at most one auth-chain query
-    (:func:`~eventgraph.graph.auth_chain.auth_chain_ids`).
+    or, from the store, one walk of the chains and links below the exits that places the
+    candidates by position (:func:`~eventgraph.graph.auth_chain.auth_chains_hold`).
     """
     if not power:
         return set()
@@ -494,10 +498,13 @@ def _power_events_with_ancestors(
                 stack.append(a)
     candidates = [e for e in full_ids if e not in reached and e not in difference]
     if candidates and exits:
-        below: Collection[str] | None = _loaded_auth_chain(events, exits, absent)
+        below = _loaded_auth_chain(events, exits, absent)
         if below is None:
-            below = auth_chain_ids(store, exits)
-        reached.update(e for e in candidates if e in below)
+            # Only whether each candidate is in the exits' auth chains matters: placed by
+            # position, without reading those chains (a room's whole power-levels history).
+            reached.update(auth_chains_hold(store, exits, candidates))
+        else:
+            reached.update(e for e in candidates if e in below)
     return reached.intersection(full_ids)
 
 
