@@ -14,6 +14,8 @@ from eventgraph.graph import auth_chain as ac
 from eventgraph.protocols import ChainPosition
 from eventgraph.testing import make_event
 
+from .test_auth_chain import _ForwardOnly  # the store's forward index reads only
+
 # create; pl1 -> pl2 -> pl3 on one chain; a member citing pl1; topics.
 _ROOM = [
     ("c", "c", []),
@@ -32,17 +34,6 @@ def _store() -> MemoryStore:
         store.add_events([make_event(f"${name}", auth=[f"${a}" for a in auth], state_key=key)])
     store.check_invariants()
     return store
-
-
-class _ForwardOnly:
-    """The store's forward index reads only (the walk down from the shared events)."""
-
-    def __init__(self, inner: MemoryStore) -> None:
-        self.get_events = inner.get_events
-        self.get_facts = inner.get_facts
-        self.get_chain_positions = inner.get_chain_positions
-        self.get_chain_links = inner.get_chain_links
-        self.get_chain_members = inner.get_chain_members
 
 
 @pytest.mark.parametrize("inclusive", [False, True])
