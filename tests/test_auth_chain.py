@@ -198,6 +198,7 @@ def test_index_and_bfs_equal_the_spec_references(
     assert expected == ac.bfs_auth_chain_ids(store, flat, include_given=flag)
     expected = ref_difference(events, sets, flag)
     assert expected == ac.auth_chain_difference(store, sets, inclusive=flag)
+    assert expected == ac.auth_chain_difference_walking_down(store, sets, inclusive=flag)
     assert expected == ac.bfs_auth_chain_difference(store, sets, inclusive=flag)
     expected = ref_subgraph(events, flat)
     assert expected == ac.conflicted_subgraph(store, flat)
@@ -402,8 +403,9 @@ def _upward(*, budget: int | None) -> Iterator[None]:
 
 def _every_path(store: MemoryStore, sets: list[list[str]], inclusive: bool) -> list[frozenset[str]]:
     """The difference by each path: as chosen, upward always, upward giving up at once or
-    half-way, forward index only, BFS."""
+    half-way, walking down always, forward index only, BFS."""
     out = [ac.auth_chain_difference(store, sets, inclusive=inclusive)]
+    out.append(ac.auth_chain_difference_walking_down(store, sets, inclusive=inclusive))
     for budget in (None, 0, 3):
         with _upward(budget=budget):
             out.append(ac.auth_chain_difference(store, sets, inclusive=inclusive))

@@ -43,6 +43,7 @@ from ..protocols import (
 __all__ = [
     "auth_chain_difference",
     "auth_chain_difference_split",
+    "auth_chain_difference_walking_down",
     "auth_chain_ids",
     "auth_chains_hold",
     "bfs_auth_chain_difference",
@@ -179,6 +180,27 @@ def auth_chain_difference(
     """
     if _reads_forward(store):
         return _indexed_auth_chain_difference(store, state_sets, inclusive=inclusive)
+    return bfs_auth_chain_difference(store, state_sets, inclusive=inclusive)
+
+
+def auth_chain_difference_walking_down(
+    store: EventReader, state_sets: Sequence[Collection[str]], *, inclusive: bool = False
+) -> frozenset[str]:
+    """:func:`auth_chain_difference`, the same answer, with the events every set holds always
+    walked down once (never searched for upwards from the candidates).
+
+    For small state sets — a few dozen events, as the restricted states of
+    :func:`~eventgraph.state.group_resolution.resolve_groups` — whose candidates may lie deep in
+    long chains (a room's power-levels history): an upward search reads every member and link
+    above them up to the chains' tips, while the walk down from the few shared events follows
+    links only. Measured on the 10^6-event synthetic room (docs/performance.md, "Ingest",
+    fourth round): the scoped resolutions took 30–45% less CPU this way.
+
+    Complexity: O(Σ|Sᵢ|) set work, plus the chains and links reachable from the sets' events;
+    O(longest link path) round trips. Without the index: :func:`bfs_auth_chain_difference`.
+    """
+    if _reads_forward(store):
+        return _indexed_auth_chain_difference(store, state_sets, inclusive=inclusive, upward=False)
     return bfs_auth_chain_difference(store, state_sets, inclusive=inclusive)
 
 
@@ -565,7 +587,11 @@ def _indexed_auth_chain_ids(
 
 
 def _indexed_auth_chain_difference(
-    store: _IndexStore, state_sets: Sequence[Collection[str]], *, inclusive: bool
+    store: _IndexStore,
+    state_sets: Sequence[Collection[str]],
+    *,
+    inclusive: bool,
+    upward: bool = True,
 ) -> frozenset[str]:
     """The auth difference from the index, split into what every set holds and the rest.
 
@@ -582,7 +608,8 @@ def _indexed_auth_chain_difference(
         return frozenset()
     sets = [s if isinstance(s, (set, frozenset)) else set(s) for s in state_sets]
     shared = set(sets[0]).intersection(*sets[1:])
-    return _split_difference(store, shared, [s.difference(shared) for s in sets], inclusive)
+    extras = [s.difference(shared) for s in sets]
+    return _split_difference(store, shared, extras, inclusive, upward)
 
 
 def _split_difference(
@@ -590,8 +617,10 @@ def _split_difference(
     shared: AbstractSet[str],
     extras: Sequence[AbstractSet[str]],
     inclusive: bool,
+    upward: bool = True,
 ) -> frozenset[str]:
-    """:func:`_indexed_auth_chain_difference` given U (``shared``) and the Xᵢ (``extras``)."""
+    """:func:`_indexed_auth_chain_difference` given U (``shared``) and the Xᵢ (``extras``);
+    ``upward=False`` never searches upwards (U is walked down)."""
     if not any(extras):
         return frozenset()  # every set holds the same events
     walks = [_Reach() for _ in extras]
@@ -616,7 +645,8 @@ def _split_difference(
         return frozenset()
     below = _Reach()  # what is known to be in A(U)
     if (
-        _reads_both_ways(store)
+        upward
+        and _reads_both_ways(store)
         and len(candidates) * _UPWARD_CHAIN_COST <= len(shared) + _UPWARD_BUDGET_BASE // 8
     ):
         unindexed_shared: Collection[str] = store.get_unindexed(shared) if shared else ()

@@ -55,7 +55,7 @@ from ..errors import InvalidRequestError
 from ..events.auth_selection import auth_types_for_event
 from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion, StateResAlgorithm, room_version
-from ..graph.auth_chain import auth_chain_difference, conflicted_subgraph
+from ..graph.auth_chain import auth_chain_difference_walking_down, conflicted_subgraph
 from ..protocols import (
     ChainIndexReverseReader,
     ChainPosition,
@@ -167,7 +167,9 @@ def resolve_groups(
 
     # Step 2 of the module docstring: the restricted auth difference, less what the shared
     # entries outside R have in their auth chains.
-    restricted = auth_chain_difference(
+    # (The restricted sets are small: their few shared events are walked down rather than
+    # searched for upwards from candidates that may sit deep in long chains.)
+    restricted = auth_chain_difference_walking_down(
         store, [set(states[g].values()) for g in distinct], inclusive=True
     )
     search = _WitnessSearch(
