@@ -311,6 +311,12 @@ def test_bad_input_to_auth_chains() -> None:
         assert frozenset() == fn(store, ["$nope"])
         assert _names(fn(store, ["$e", "$e", "$nope"])) == "fghijk"
     assert frozenset() == ac.auth_chain_difference(store, [])
+    assert frozenset() == ac.auth_chain_difference_walking_down(store, [])
+    sets = [["$nope"], ["$e", "$e"]]  # unknown IDs count for nothing
+    assert _names(ac.auth_chain_difference_walking_down(store, sets)) == "fghijk"
+    assert ac.bfs_auth_chain_difference(store, sets) == ac.auth_chain_difference(store, sets)
+    assert set() == ac.auth_chains_hold(store, ["$nope"], ["$e", "$nope"])
+    assert _names(frozenset(ac.auth_chains_hold(store, ["$e", "$e"], ["$f", "$e", "$x"]))) == "f"
     assert frozenset() == ac.conflicted_subgraph(store, ["$nope"])
     cyclic = MemoryStore()
     cyclic.add_events(
@@ -323,6 +329,7 @@ def test_bad_input_to_auth_chains() -> None:
     cyclic.check_invariants()
     assert {"$x:a", "$y:a", "$z:a"} == ac.auth_chain_ids(cyclic, ["$x:a"])
     assert {"$x:a", "$y:a", "$z:a"} == ac.conflicted_subgraph(cyclic, ["$x:a"])
+    assert {"$x:a", "$y:a"} == ac.auth_chains_hold(cyclic, ["$x:a"], ["$x:a", "$y:a", "$q"])
 
 
 # -- the split difference: candidates from where the sets differ, dropped when below U ----------
