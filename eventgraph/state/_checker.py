@@ -41,7 +41,7 @@ Rules of this module:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import Final
 
 from ..errors import AuthError
@@ -115,7 +115,7 @@ class AuthChecker:
         self._fallback = fallback_to_own_auth_events
         self._keys: dict[str, tuple[StateKey, ...]] = {}
         self._levels: dict[str, _Levels] = {}
-        self._levels_fn = self._levels_of
+        self._levels_fn = _memoised_levels(self._levels)
         self.checks = 0
         self.known = 0
 
@@ -297,10 +297,7 @@ class AuthChecker:
         """Parsed power levels, memoised for this checker's lifetime (one resolution): the
         bounded process-wide memo of :mod:`~eventgraph.state.authz` would be swept by
         resolutions with more power-levels events than its bound, parsing each again."""
-        levels = self._levels.get(ev.event_id)
-        if levels is None:
-            levels = self._levels[ev.event_id] = _levels_of(rv, ev)
-        return levels
+        return self._levels_fn(rv, ev)
 
     def _fill_from_own(
         self, ev: Event, keys: tuple[StateKey, ...], chosen: dict[StateKey, Event]
@@ -631,6 +628,25 @@ class AuthChecker:
                     vetted.pop(key, None)
         self.checks += checks
         self.known += known
+
+
+def _memoised_levels(memo: dict[str, _Levels]) -> Callable[[RoomVersion, Event], _Levels]:
+    """:func:`~eventgraph.state.authz._levels_of` memoised in ``memo`` (by event ID).
+
+    A function closing over the memo, not a bound method kept on the checker: that would make
+    a reference cycle (checker -> method -> checker), so every checker, with its memos, would
+    outlive its resolution until the cyclic collector ran (a test holds resolutions free of
+    cyclic garbage).
+    """
+    get = memo.get
+
+    def levels_of(rv: RoomVersion, ev: Event) -> _Levels:
+        levels = get(ev.event_id)
+        if levels is None:
+            levels = memo[ev.event_id] = _levels_of(rv, ev)
+        return levels
+
+    return levels_of
 
 
 class _Odd:
