@@ -22,6 +22,16 @@ Rules of this module:
    same group (every non-state event: no tuple per event), as a pair otherwise.
 4. This module never imports an algorithm (DESIGN "Layers"): how groups are chosen is the
    pipeline's business; how they are represented is the store's.
+5. A read of a few keys (the pipeline's reads for each event: the create event, the power
+   levels, the sender's membership) looks each key up in the group's *view*: the changes of
+   the deltas between the group and its compaction or snapshot, merged into one dict (the
+   newer delta wins), with that base group. So a key costs at most three dictionary steps
+   (the view, the compaction, the snapshot) instead of one per group of the chain (up to
+   ``MAX_DELTA_HOPS + 2``); building a view on its parent's costs one dict copy of at most
+   the changes of ``MAX_DELTA_HOPS`` deltas, at C speed. Views are kept only for the groups
+   read lately (two generations of :data:`_VIEW_CACHE_SIZE`, a view found in the old one is
+   kept again): bounded memory, nothing per group. A group never changes once made, so a
+   view never goes stale. Writes look up the keys they change in the parent's view too.
 """
 
 from __future__ import annotations
@@ -41,14 +51,21 @@ __all__ = ["MAX_DELTA_HOPS", "MemoryStateGroups", "StateGroupStats", "check_stat
 MAX_DELTA_HOPS = 32
 #: A compaction never needs to be smaller than this to be worth keeping.
 _MIN_COMPACTION = 64
-#: Up to this many keys, a read of some keys walks the chain once per key (_some_state).
-_FEW_KEYS = 8
+#: Up to this many keys, a read of some keys looks each up in the group's view (rule 5)
+#: rather than in one walk down the chain (_some_state).
+_FEW_KEYS = 48
+#: How many views (rule 5) each of the two generations of the view cache holds.
+_VIEW_CACHE_SIZE = 512
 
 _SNAPSHOT = 0
 _COMPACTION = 1
 _DELTA = 2
 
 _Key = tuple[str, str]
+#: The changes of the deltas above a base group, merged, and that base group (rule 5).
+_View = tuple[dict[_Key, str | None], "_Group"]
+#: The merged changes of a group that is its own base (no deltas): never written to.
+_NO_CHANGES: dict[_Key, str | None] = {}
 
 
 class _Group:
@@ -231,6 +248,9 @@ class MemoryStateGroups:
         self._resolutions: dict[frozenset[int], int] = {}
         self._parked: dict[str, tuple[str, ...]] = {}  # parked event -> its prev_events
         self._parked_children: dict[str, set[str]] = {}
+        # The views of the groups read lately (rule 5), young and old generations.
+        self._views: dict[_Group, _View] = {}
+        self._old_views: dict[_Group, _View] = {}
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -254,12 +274,96 @@ class MemoryStateGroups:
     ) -> Mapping[int, Mapping[_Key, str]]:
         """See :meth:`eventgraph.protocols.StateGroupReader.get_state` (rule 1 for costs)."""
         out: dict[int, Mapping[_Key, str]] = {}
-        for group_id in group_ids:
-            group = self._groups.get(group_id)
-            if group is None:
-                continue
-            out[group_id] = _full_state(group) if keys is None else _some_state(group, keys)
+        groups = self._groups
+        if keys is None:
+            for group_id in group_ids:
+                group = groups.get(group_id)
+                if group is not None:
+                    out[group_id] = _full_state(group)
+        elif len(keys) <= _FEW_KEYS:
+            few_state = self._few_state
+            for group_id in group_ids:
+                group = groups.get(group_id)
+                if group is not None:
+                    out[group_id] = few_state(group, keys)
+        else:
+            for group_id in group_ids:
+                group = groups.get(group_id)
+                if group is not None:
+                    out[group_id] = _some_state(group, keys)
         return out
+
+    def _few_state(self, group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
+        """The entries of the state at ``group`` at ``keys`` (in the order of ``keys``), each
+        looked up in the group's view (rule 5): at most three dictionary steps per key."""
+        merged, base = self._view(group)
+        first = base.changes
+        snapshot = base.parent  # a compaction's snapshot; None under a snapshot
+        out: dict[_Key, str] = {}
+        value: str | None
+        for key in keys:
+            if key in merged:
+                value = merged[key]
+            elif key in first:
+                value = first[key]
+            elif snapshot is not None:
+                value = snapshot.changes.get(key)
+            else:
+                continue
+            if value is not None:
+                out[key] = value
+        return out
+
+    def _view(self, group: _Group) -> _View:
+        """The view of ``group`` (rule 5): from the cache, else built on the closest view
+        cached below it in its delta chain (or on nothing, at the base), and kept.
+
+        Complexity: one dictionary step when cached; else one dict copy plus an update per
+        delta above the view it is built on (at most ``MAX_DELTA_HOPS``).
+        """
+        views = self._views
+        got = views.get(group)
+        if got is not None:
+            return got
+        got = self._old_views.get(group)
+        if got is None:
+            if group.kind != _DELTA:
+                return (_NO_CHANGES, group)  # (its own base: nothing to keep)
+            old_views = self._old_views
+            deltas = [group]
+            below: _View | None = None
+            g = group.parent
+            while g is not None and g.kind == _DELTA:
+                below = views.get(g) or old_views.get(g)
+                if below is not None:
+                    break
+                deltas.append(g)
+                g = g.parent
+            if below is not None:
+                merged = below[0].copy()
+                base = below[1]
+            else:
+                assert g is not None  # (a delta always has a parent)
+                merged = {}
+                base = g
+            for d in reversed(deltas):
+                merged.update(d.changes)
+            got = (merged, base)
+        if len(views) >= _VIEW_CACHE_SIZE:
+            self._old_views = views
+            views = self._views = {}
+        views[group] = got
+        return got
+
+    def _lookup(self, group: _Group, key: _Key) -> str | None:
+        """The value at ``key`` in the state at ``group`` (``None``: absent), by its view."""
+        merged, base = self._view(group)
+        if key in merged:
+            return merged[key]
+        if key in base.changes:
+            return base.changes[key]
+        snapshot = base.parent
+        return None if snapshot is None else snapshot.changes.get(key)
 
     def get_resolutions(
         self, input_sets: Collection[frozenset[int]], /
@@ -392,7 +496,9 @@ class MemoryStateGroups:
                 parent = self._groups[ids.get(draft.prev_group, draft.prev_group)]
             group_id = self._next_id
             self._next_id += 1
-            self._groups[group_id] = _make_group(draft.room_id, parent, draft.changes)
+            self._groups[group_id] = _make_group(
+                draft.room_id, parent, draft.changes, lookup=self._lookup
+            )
             ids[draft.group_id] = group_id
         events = self._events
         for event_id, pair in write.event_groups.items():
@@ -482,28 +588,16 @@ def _full_state(group: _Group) -> dict[_Key, str]:
 
 
 def _some_state(group: _Group, keys: Collection[_Key]) -> dict[_Key, str]:
-    """The entries of the state at ``group`` at ``keys`` (in the order of ``keys``).
+    """The entries of the state at ``group`` at ``keys`` (in the order of ``keys``), found in
+    one walk down the chain: for many keys (a few are looked up in the group's view, rule 5).
 
-    A few keys are looked up one by one down the chain (a dictionary step per group passed).
-    Many keys are found in one walk down the chain, to the snapshot or until every key is
-    found: a group with fewer changes than keys still wanted (a delta: usually one) is read
-    whole, a bigger one (a compaction, a snapshot) is asked for each key still wanted; so
-    about one step per delta, not one per key and delta (the walk's own cost per group is
-    higher: it pays from about ten keys on).
+    The walk goes to the snapshot or until every key is found: a group with fewer changes
+    than keys still wanted (a delta: usually one) is read whole, a bigger one (a compaction,
+    a snapshot) is asked for each key still wanted; so about one step per delta, not one per
+    key and delta.
     """
     out: dict[_Key, str] = {}
-    if len(keys) <= _FEW_KEYS:
-        for key in keys:
-            g: _Group | None = group
-            while g is not None:
-                changes = g.changes
-                if key in changes:
-                    value = changes[key]
-                    if value is not None:
-                        out[key] = value
-                    break
-                g = g.parent
-        return out
+    g: _Group | None
     wanted = set(keys)
     found: dict[_Key, str | None] = {}
     g = group
@@ -536,20 +630,25 @@ def _make_group(
     changes: Mapping[_Key, str | None],
     *,
     partial_snapshots: bool = False,
+    lookup: Callable[[_Group, _Key], str | None] | None = None,
 ) -> _Group:
     """Store ``changes`` on ``parent`` as a delta, a compaction or a snapshot (rule 1).
 
     With ``partial_snapshots``, the snapshot at the bottom of ``parent``'s chain may hold only
     the entries at the keys of the groups above it and of ``changes`` — all a delta or a
     compaction reads of it; making a new snapshot raises :class:`PartialSnapshotError`.
+    ``lookup`` reads the value at a key in the state at ``parent`` (the plain walk down the
+    chain by default; the memory store's reads it in ``parent``'s view, rule 5).
     """
     if parent is None:
         full: dict[_Key, str | None] = {k: v for k, v in changes.items() if v is not None}
         return _Group(room_id, _SNAPSHOT, None, full, 0, len(full))
     size = parent.size
     own: dict[_Key, str | None] = {}
+    if lookup is None:
+        lookup = _lookup
     for key, value in changes.items():
-        old = _lookup(parent, key)
+        old = lookup(parent, key)
         if old == value:
             continue  # not a change
         own[key] = value

@@ -1,0 +1,80 @@
+"""MemoryStateGroups' views (module rule 5): reads of a few keys, and the lookups of a write,
+made through the merged changes of a group's deltas, against plain dicts, with the views
+built cold, built on a cached parent's, and dropped by a tiny cache."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from eventgraph.protocols import StateGroupDraft, StateWrite
+from eventgraph.stores import memory_state
+from eventgraph.stores.memory_state import MemoryStateGroups
+
+Key = tuple[str, str]
+
+
+@pytest.mark.parametrize(("seed", "cache"), [(0, 1), (1, 2), (2, 512)])
+def test_views_read_like_plain_dicts_while_groups_grow(
+    seed: int, cache: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups made one by one on the latest or a random group (removals, several keys,
+    compactions, snapshots), with reads of few keys at new and old groups between the
+    writes: every read and every group's size (the writes' lookups) match the plain dicts."""
+    monkeypatch.setattr(memory_state, "_VIEW_CACHE_SIZE", cache)
+    rng = random.Random(seed)
+    groups = MemoryStateGroups()
+    keys = [("m.room.member", f"@u{i}:x") for i in range(120)] + [("m.room.name", "")]
+    states: dict[int, dict[Key, str]] = {}
+    for i in range(500):
+        draw = rng.random()
+        if not states or draw < 0.005:
+            parent = None
+        else:
+            parent = max(states) if draw < 0.85 else rng.choice(list(states))
+        base = dict(states[parent]) if parent is not None else {}
+        changes: dict[Key, str | None] = {}
+        for _ in range(rng.choice([1, 1, 1, 2, 4])):
+            key = rng.choice(keys)
+            changes[key] = None if base and rng.random() < 0.25 else f"$e{i % 7}"
+        plan = groups.prepare(
+            StateWrite(groups=(StateGroupDraft(-1, "!r:x", parent, changes),)),
+            connected=lambda _e: True,
+        )
+        group = groups.apply(plan)[-1]
+        for key, value in changes.items():
+            if value is None:
+                base.pop(key, None)
+            else:
+                base[key] = value
+        states[group] = base
+        for at in (group, rng.choice(list(states))):
+            asked = [*rng.sample(keys, rng.choice([1, 3, 48])), ("m.room.absent", "")]
+            asked.append(asked[0])
+            got = groups.get_state([at], asked)[at]
+            want = {k: states[at][k] for k in asked if k in states[at]}
+            assert got == want
+            assert list(got) == list(want)
+    groups.check_invariants()  # every group's size is its plain dict's
+    stats = groups.stats()
+    assert stats.compactions > 0
+    assert stats.snapshots > 1
+
+
+def test_a_view_is_built_on_a_cached_parent_view() -> None:
+    """A delta read after its parent was read gets its view from the parent's (one copy), and
+    the merged changes hold the newest value of each key changed by the deltas."""
+    groups = MemoryStateGroups()
+    drafts = [StateGroupDraft(-1, "!r:x", None, {("a", ""): "$a"})]
+    drafts += [StateGroupDraft(-n, "!r:x", -(n - 1), {("k", ""): f"$k{n}"}) for n in range(2, 6)]
+    drafts.append(StateGroupDraft(-6, "!r:x", -5, {("a", ""): None}))
+    ids = groups.apply(groups.prepare(StateWrite(groups=tuple(drafts)), connected=lambda _: True))
+    assert groups.get_state([ids[-4]], [("k", ""), ("a", "")])[ids[-4]] == {
+        ("k", ""): "$k4",
+        ("a", ""): "$a",
+    }
+    assert groups.get_state([ids[-6]], [("k", ""), ("a", "")])[ids[-6]] == {("k", ""): "$k5"}
+    merged, base = groups._view(groups._groups[ids[-6]])
+    assert merged == {("k", ""): "$k5", ("a", ""): None}
+    assert base is groups._groups[ids[-1]]
