@@ -428,6 +428,11 @@ class _Run:
             self.store if isinstance(self.store, StateKeyPresenceReader) else None
         )
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
+        # The stored auth events and prev events' state groups the batch names, read in one
+        # call each before its events are processed (fast path: both are immutable once
+        # stored, see ``_prefetch``).
+        self._stored_events: dict[str, Event] = {}
+        self._stored_groups: dict[str, EventStateGroups] = {}
         self._with_children: set[str] = set()
         self._awaited: set[str] = set()
         self._rejected: dict[str, bool] = {}
@@ -482,6 +487,8 @@ class _Run:
         # The events parked outliers wait for (module rule 3): those stored before this call,
         # plus the prevs of events parked by it (added as they are parked).
         self._awaited = {e for e, kids in self.store.get_parked_children(order).items() if kids}
+        if self.fast_paths:
+            self._prefetch([candidates[e].event for e in order])
         for event_id in cyclic:
             c = candidates[event_id]
             outcomes[c.index] = Outcome(
@@ -977,22 +984,66 @@ class _Run:
     def _check_ids(self, event: Event, ids: Sequence[str]) -> str | None:
         return self._check_against(event, ids, self._events(ids))
 
+    def _prefetch(self, events: Sequence[Event]) -> None:
+        """Read, in one call each, what the checks of ``events`` (the batch, in order) will
+        ask of the store about events stored before this call: their auth events, those
+        events' rejection flags, and the state groups of their prev events (fast path).
+
+        Each is immutable once stored: an event never changes; a connected event's rejection
+        flag and state groups are final (an outlier's flag may change when it is connected, so
+        outliers' flags are not kept; an event without groups yet is asked again). So the
+        answers equal those of the per-event reads they replace; the batch's own events are
+        not stored yet and are skipped here (they are read as pending events). Design rule:
+        the pipeline talks to the store a batch at a time (few round trips for a SQL store).
+        """
+        batch = {e.event_id for e in events}
+        auth_ids = {a for e in events for a in e.auth_event_ids}
+        auth_ids.difference_update(batch)
+        prev_ids = {p for e in events for p in e.prev_event_ids}
+        prev_ids.difference_update(batch)
+        store = self.store
+        if auth_ids:
+            wanted = sorted(auth_ids)
+            self._stored_events.update(store.get_events(wanted))
+            rejected = self._rejected
+            for event_id, facts in store.get_facts(wanted).items():
+                if not facts.outlier:
+                    rejected[event_id] = facts.rejected is not None
+        if prev_ids:
+            self._stored_groups.update(store.get_event_state_groups(sorted(prev_ids)))
+
     def _events(self, ids: Sequence[str]) -> Mapping[str, Event]:
-        """The stored or pending events among ``ids``: the store first (auth events are mostly
-        stored ones: one read, no pass over the pending events)."""
-        found = self.store.get_events(ids)
+        """The stored or pending events among ``ids``: those read by :meth:`_prefetch` or
+        written by this call, the pending ones, and the store for any other."""
+        known = self._stored_events
         pending = self._pending
-        if len(found) == len(ids) or not pending:
-            return found
-        out = dict(found)
+        out: dict[str, Event] = {}
+        missing: list[str] | None = None
         for i in ids:
-            if i not in out and i in pending:
-                out[i] = pending[i]
+            ev = known.get(i)
+            if ev is None:
+                ev = pending.get(i)
+                if ev is None:
+                    if missing is None:
+                        missing = []
+                    missing.append(i)
+                    continue
+            out[i] = ev
+        if missing:
+            out.update(self.store.get_events(missing))
         return out
 
     def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
-        """The state groups of the stored or pending events among ``event_ids``."""
-        return _with_pending(self._pending_groups, event_ids, self.store.get_event_state_groups)
+        """The state groups of the stored or pending events among ``event_ids``: pending
+        first, then those read by :meth:`_prefetch`, then the store."""
+        return _with_pending(self._pending_groups, event_ids, self._stored_state_groups)
+
+    def _stored_state_groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
+        known = self._stored_groups
+        out = {i: g for i in event_ids if (g := known.get(i)) is not None}
+        if len(out) < len(event_ids):
+            out.update(self.store.get_event_state_groups([i for i in event_ids if i not in out]))
+        return out
 
     # -- the common path, written in batches (rule 4) ----------------------------------------
 
@@ -1109,6 +1160,9 @@ class _Run:
         self.store.add_events_with_state(
             events, rejected=rejected or None, soft_failed=soft_failed, state=write
         )
+        if self.fast_paths:
+            # Stored now, and immutable (see _prefetch): later events of the call read them here.
+            self._stored_events.update({e.event_id: e for e in events})
 
     def _check_against(
         self, event: Event, auth_ids: Sequence[str], auth: Mapping[str, Event]

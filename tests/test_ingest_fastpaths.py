@@ -159,6 +159,31 @@ def test_fast_paths_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     assert counts[0] * 4 < counts[1]
 
 
+def test_fast_path_reads_auth_events_a_batch_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The auth events a batch names, their flags and the prev events' state groups are read
+    once per batch (``_Run._prefetch``), not once per event: a SQL store makes few round
+    trips. (Before, each event of a room of many senders read its auth events and the
+    sender's membership flags on its own.)"""
+    pdus = [e.to_pdu() for e in generate_room("11", events=900, members=60, fork_rate=0.0)]
+    store = room_memory_store()
+    room = Room(store, "11", verifier=TRUST)
+    room.add(pdus[:300])
+    calls: dict[str, int] = {}
+    for name in ("get_events", "get_facts", "get_event_state_groups"):
+        original = getattr(store, name)
+
+        def counted(*args: Any, _name: str = name, _f: Any = original, **kw: Any) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _f(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    batches = 6
+    for start in range(300, 900, 600 // batches):
+        report = room.add(pdus[start : start + 600 // batches])
+        assert {o.status for o in report.outcomes} == {Status.ACCEPTED}
+    assert sum(calls.values()) <= 5 * batches, calls
+
+
 def test_shuffled_batches_with_gaps() -> None:
     """Out-of-order delivery (parked outliers connected later, missing auth events offered
     again): same answers, backfilled and not."""
