@@ -5,16 +5,21 @@ Usage: python benchmarks/bench_ingest.py [--sizes 10000,100000] [--members 10000
        [--gc-freeze]
 
 Rows go to stdout and are appended to benchmarks/results/ingest.txt. Method: a synthetic room
-from ``eventgraph.synth`` (room version 11, 1% forks, ``--members`` members) is generated in
-chunks of 1,000 events, each chunk serialised to PDUs *outside* the timed region, then fed to
-``Room.add`` (the full pipeline: parse, ID, content hash, signature hook, auth x3, state
-groups, store), so generation never counts and memory stays bounded at any size. Each size is
-timed once, after a 2,000-event warm-up room, as wall time and as CPU time of the process
-(the machines are shared: CPU time is the steadier figure). Also counted: state resolutions
-computed (the store's cache), the outcomes and the process's peak RSS. Memory is the
-tracemalloc growth of a separate run, divided by the events (retained after the run, and
-peak). State reads use a room whose
-state grows to ``--state-size`` members by one join per event (one state group per join),
+from ``eventgraph.synth`` (room version 11, 1% forks, ``--members`` members) is generated and
+serialised to PDUs first, into files of 20,000 PDUs in a temporary directory (``--feed
+files``, the default; removed at the end), then fed to ``Room.add`` in batches of 1,000 (the
+full pipeline: parse, ID, content hash, signature hook, auth x3, state groups, store); each
+file is loaded outside the timed region, so memory stays bounded at any size and the timed
+process does nothing between batches but load the next PDUs — as a server receiving them
+would. ``--feed stream`` (the method of earlier rounds) generates each batch in the same
+process between the timed ``Room.add`` calls: the generator's own work (its room state, its
+state resolutions) then shares the process's caches and heap, and the pipeline measures
+10–15% slower. Each size is timed once, after a 2,000-event warm-up room, as wall time and as
+CPU time of the process (the machines are shared: CPU time is the steadier figure). Also
+counted: state resolutions computed (the store's cache), the outcomes and the process's peak
+RSS. Memory is the tracemalloc growth of a separate run, divided by the events (retained after
+the run, and peak). State reads use a room whose state grows to ``--state-size`` members by
+one join per event (one state group per join),
 timed as min/median/max of repeated calls.
 """
 
@@ -22,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import platform
 import resource
 import statistics
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -40,6 +47,7 @@ from eventgraph.synth import generate_room
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.txt"
 CHUNK = 1000
+PART = 20_000
 
 
 def _chunks(n: int, members: int) -> Iterator[list[dict[str, object]]]:
@@ -53,13 +61,46 @@ def _chunks(n: int, members: int) -> Iterator[list[dict[str, object]]]:
         yield chunk
 
 
+def _write_parts(n: int, members: int, directory: Path) -> list[Path]:
+    """Generate the room once and write its PDUs to files of ``PART`` PDUs (pickled lists)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    part: list[dict[str, object]] = []
+    for chunk in _chunks(n, members):
+        part += chunk
+        if len(part) >= PART:
+            paths.append(directory / f"part{len(paths)}.pkl")
+            paths[-1].write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+            part = []
+    if part:
+        paths.append(directory / f"part{len(paths)}.pkl")
+        paths[-1].write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+    return paths
+
+
+def _from_parts(paths: list[Path]) -> Iterator[list[dict[str, object]]]:
+    """The batches of the written parts, each part loaded before its first batch."""
+    for path in paths:
+        part = pickle.loads(path.read_bytes())
+        for start in range(0, len(part), CHUNK):
+            yield part[start : start + CHUNK]
+        del part
+
+
 def _store(kind: str) -> RoomStore:
     return MemoryStore() if kind == "memory" else SqliteStore(":memory:")
 
 
 def bench_ingest(
-    n: int, members: int, kind: str, rows: list[str] | None, gc_freeze: bool = False
+    n: int,
+    members: int,
+    kind: str,
+    rows: list[str] | None,
+    gc_freeze: bool = False,
+    parts: list[Path] | None = None,
 ) -> None:
+    """Time ingesting the room of ``n`` events, fed from ``parts`` (written by
+    :func:`_write_parts`) or, without them, generated batch by batch in between."""
     store = _store(kind)
     room = Room(store, "11", verifier=NoSignatureChecks())
     wall = cpu = 0.0
@@ -67,7 +108,7 @@ def bench_ingest(
     if gc_freeze:
         gc.collect()
         gc.freeze()
-    for chunk in _chunks(n, members):
+    for chunk in _chunks(n, members) if parts is None else _from_parts(parts):
         w, c = time.perf_counter(), time.process_time()
         report = room.add(chunk)
         if gc_freeze:
@@ -82,7 +123,7 @@ def bench_ingest(
         resolutions = str(store.state_group_stats().resolutions)
     row = (
         f"ingest store={kind} events={n} members={members} "
-        f"gc={'frozen' if gc_freeze else 'default'} "
+        f"gc={'frozen' if gc_freeze else 'default'} feed={'stream' if parts is None else 'files'} "
         f"wall_s={wall:.1f} cpu_s={cpu:.1f} "
         f"rate_wall={n / wall:.0f}/s rate_cpu={n / cpu:.0f}/s resolutions={resolutions} "
         + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
@@ -170,19 +211,32 @@ def main() -> None:
     parser.add_argument(
         "--gc-freeze", action="store_true", help="also time each size with gc.freeze() per batch"
     )
+    parser.add_argument(
+        "--feed",
+        choices=("files", "stream"),
+        default="files",
+        help="PDUs generated first into temporary files (default), or between batches",
+    )
     args = parser.parse_args()
     rows = [
         f"# machine: {platform.platform()} python {platform.python_version()} "
         f"{time.strftime('%Y-%m-%d %H:%M')}"
     ]
     bench_ingest(2000, 200, "memory", None)  # warm-up
-    for kind in args.stores.split(","):
+    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
-            bench_ingest(n, args.members, kind, rows)
-            if args.gc_freeze:
-                gc.unfreeze()
-                bench_ingest(n, args.members, kind, rows, gc_freeze=True)
-                gc.unfreeze()
+            parts = None
+            if args.feed == "files":
+                t = time.perf_counter()
+                parts = _write_parts(n, args.members, Path(tmp) / str(n))
+                print(f"# generated {n} events in {time.perf_counter() - t:.0f}s", flush=True)
+                gc.collect()
+            for kind in args.stores.split(","):
+                bench_ingest(n, args.members, kind, rows, parts=parts)
+                if args.gc_freeze:
+                    gc.unfreeze()
+                    bench_ingest(n, args.members, kind, rows, gc_freeze=True, parts=parts)
+                    gc.unfreeze()
     for n in (int(x) for x in args.memory_sizes.split(",") if x):
         bench_memory(n, args.members, rows)
     if not args.no_state_reads:
