@@ -24,6 +24,9 @@ from .room_versions import RoomVersion, room_version
 
 __all__ = ["auth_types_for_event"]
 
+_CREATE = ("m.room.create", "")
+_POWER_LEVELS = ("m.room.power_levels", "")
+
 
 def auth_types_for_event(
     version: str | RoomVersion,
@@ -44,13 +47,18 @@ def auth_types_for_event(
     >>> auth_types_for_event("12", "m.room.message", "@a:x", None, {})
     (('m.room.power_levels', ''), ('m.room.member', '@a:x'))
     """
-    rv = room_version(version)
-    if event_type == "m.room.create":
-        return ()
+    rv = version if type(version) is RoomVersion else room_version(version)
+    if event_type != "m.room.member":
+        # Rules 1–2 only (most events: messages and state of other types), no list built.
+        if event_type == "m.room.create":
+            return ()
+        if rv.room_id_is_create_event_id:
+            return (_POWER_LEVELS, ("m.room.member", sender))
+        return (_CREATE, _POWER_LEVELS, ("m.room.member", sender))
     keys: list[tuple[str, str]] = []
     if not rv.room_id_is_create_event_id:
-        keys.append(("m.room.create", ""))
-    keys.append(("m.room.power_levels", ""))
+        keys.append(_CREATE)
+    keys.append(_POWER_LEVELS)
     keys.append(("m.room.member", sender))
     if event_type == "m.room.member" and state_key is not None:
         target = ("m.room.member", state_key)
