@@ -1259,7 +1259,28 @@ def _topological(candidates: Mapping[str, _Candidate]) -> tuple[list[str], list[
     """Kahn's algorithm over prev and auth edges inside the batch (module rule 2).
 
     Returns the order (ready events by depth, then event ID) and the events left on cycles.
+
+    Kahn's algorithm taking the least ready event by (depth, event ID) gives the least
+    topological order in that key. So when the events sorted by the key are already a
+    topological order (every parent inside the batch sorts before its child — the usual
+    batch, depth growing along the edges), that sorted order is the answer, and it is
+    checked in one pass instead of running the heap (:func:`_kahn`, the general way).
     """
+    ordered = sorted([(c.event.depth, e) for e, c in candidates.items()])
+    place = {e: i for i, (_, e) in enumerate(ordered)}
+    for event_id, c in candidates.items():
+        here = place[event_id]
+        for parent in c.event.prev_event_ids:
+            if place.get(parent, -1) >= here:
+                return _kahn(candidates)
+        for parent in c.event.auth_event_ids:
+            if place.get(parent, -1) >= here:
+                return _kahn(candidates)
+    return [e for _, e in ordered], []
+
+
+def _kahn(candidates: Mapping[str, _Candidate]) -> tuple[list[str], list[str]]:
+    """:func:`_topological` by Kahn's algorithm with a heap (any batch, cycles included)."""
     indegree: dict[str, int] = dict.fromkeys(candidates, 0)
     children: dict[str, list[str]] = {}
     for event_id, c in candidates.items():

@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import eventgraph.room as room_module
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.event import Event
 from eventgraph.events.hashes import content_hash, unpadded_base64
@@ -23,6 +26,7 @@ from eventgraph.room import (
     Room,
     Status,
     _Candidate,
+    _kahn,
     _Run,
     _topological,
 )
@@ -476,3 +480,57 @@ def test_an_auth_event_rejected_when_connected_rejects_its_dependants() -> None:
         assert last[p].status is Status.REJECTED
         assert (last[y].status, last[y].reason) == (Status.REJECTED, "auth_events.rejected")
     assert results[0] == results[1]
+
+
+# -- the batch's processing order ----------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(data=st.data())
+def test_topological_fast_path_is_kahns_order(data: st.DataObject) -> None:
+    """The sorted-order shortcut of ``_topological`` gives Kahn's heap order exactly, on
+    random batches: parents inside and outside the batch, depths that agree with the edges or
+    not, repeated parents, self-loops and cycles."""
+    n = data.draw(st.integers(1, 12))
+    ids = [f"$e{i}" for i in range(n)]
+    events = []
+    for i, event_id in enumerate(ids):
+        parents = st.sampled_from([*ids, "$outside"])
+        prevs = data.draw(st.lists(parents, max_size=3))
+        auths = data.draw(st.lists(parents, max_size=3))
+        depth = data.draw(st.integers(0, 4))
+        events.append(
+            Event.from_trusted_pdu(
+                {
+                    "type": "m.room.message",
+                    "room_id": "!r:x",
+                    "sender": ALICE,
+                    "content": {},
+                    "depth": depth,
+                    "origin_server_ts": i,
+                    "prev_events": prevs,
+                    "auth_events": auths,
+                },
+                "11",
+                event_id=event_id,
+            )
+        )
+    batch = {e.event_id: _Candidate(i, e, False) for i, e in enumerate(events)}
+    assert _topological(batch) == _kahn(batch)
+
+
+def test_topological_takes_the_fast_path_on_a_generated_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut is not vacuous: a generated room's batch (forks included) needs no heap."""
+    events = list(generate_room("11", events=300, members=20, fork_rate=0.2))
+
+    def no_heap(candidates: object) -> object:
+        raise AssertionError("the heap was run")
+
+    monkeypatch.setattr(room_module, "_kahn", no_heap)
+    order, cyclic = _topological(
+        {e.event_id: _Candidate(i, e, False) for i, e in enumerate(events)}
+    )
+    assert sorted(order) == sorted(e.event_id for e in events)
+    assert not cyclic
