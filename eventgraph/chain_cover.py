@@ -37,7 +37,6 @@ own code):
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from typing import NamedTuple
 
@@ -80,6 +79,16 @@ class _Walk(NamedTuple):
     complete: bool
 
 
+class _Kept(NamedTuple):
+    """What the index keeps of an added state event (the fields of :class:`IndexedEvent`
+    but the ID, its key). A named tuple: made at C speed, and, holding only strings and
+    tuples of strings, left alone by the garbage collector once it has seen it."""
+
+    room_id: str
+    state_key: StateKey | None
+    auth_event_ids: tuple[str, ...]
+
+
 #: ``tuple.__new__``: makes the index's named tuples without a Python-level ``__new__`` call.
 _new = tuple.__new__
 
@@ -119,7 +128,7 @@ class ChainCoverIndex:
 
     def __init__(self, room_of: Callable[[str], str | None]) -> None:
         self._room_of = room_of
-        self._events: dict[str, IndexedEvent] = {}  # the state events added
+        self._events: dict[str, _Kept] = {}  # the state events added
         self._positions: dict[str, ChainPosition] = {}
         self._members: dict[int, list[str]] = {}
         self._links: dict[int, list[ChainLink]] = {}
@@ -197,6 +206,12 @@ class ChainCoverIndex:
         return ids.difference(self._positions)
 
     @property
+    def awaited(self) -> Collection[str]:
+        """The IDs unindexed events wait for (rule 1), live: an event not among them and not
+        a state event needs no :meth:`add` (what :meth:`add_fields` checks first)."""
+        return self._waiters.keys()
+
+    @property
     def waiting_count(self) -> int:
         """How many state events wait unindexed (rule 1)."""
         return len(self._waiting_for)
@@ -212,7 +227,30 @@ class ChainCoverIndex:
         into the target chain's reverse links per link made), amortised over the
         events a late arrival releases.
         """
-        event_id = event.event_id
+        self._add(event.event_id, event.room_id, event.state_key, event.auth_event_ids)
+
+    def add_fields(
+        self,
+        event_id: str,
+        room_id: str,
+        state_key: StateKey | None,
+        auth_event_ids: tuple[str, ...],
+    ) -> None:
+        """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
+        that is not a state event and that no event waits for (most of them: messages) costs
+        one dictionary lookup and no object."""
+        if state_key is None and event_id not in self._waiters:
+            return  # add would do nothing: the event is not kept and releases nothing
+        self._add(event_id, room_id, state_key, auth_event_ids)
+
+    def _add(
+        self,
+        event_id: str,
+        room_id: str,
+        state_key: StateKey | None,
+        auth_event_ids: tuple[str, ...],
+    ) -> None:
+        """:meth:`add`, given the event's fields."""
         events = self._events
         if event_id in events:
             return
@@ -223,16 +261,16 @@ class ChainCoverIndex:
             ready.extend(
                 waiter
                 for waiter in sorted(waiters)
-                if events[waiter].room_id != event.room_id and self._release(waiter, event_id)
+                if events[waiter].room_id != room_id and self._release(waiter, event_id)
             )
             if not self._waiters.get(event_id):
                 self._waiters.pop(event_id, None)
-        if event.state_key is not None:
-            events[event_id] = event
+        if state_key is not None:
+            events[event_id] = _new(_Kept, (room_id, state_key, auth_event_ids))
             positions = self._positions
             blockers: set[str] | None = None
-            for a in event.auth_event_ids:
-                if a not in positions and self._room_of(a) in (None, event.room_id):
+            for a in auth_event_ids:
+                if a not in positions and self._room_of(a) in (None, room_id):
                     if blockers is None:
                         blockers = set()
                     blockers.add(a)
@@ -249,20 +287,6 @@ class ChainCoverIndex:
             waiting = self._waiters.pop(current, None)
             if waiting:
                 ready.extend(w for w in sorted(waiting, reverse=True) if self._release(w, current))
-
-    def add_fields(
-        self,
-        event_id: str,
-        room_id: str,
-        state_key: StateKey | None,
-        auth_event_ids: tuple[str, ...],
-    ) -> None:
-        """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
-        that is not a state event and that no event waits for (most of them: messages) costs
-        one dictionary lookup and no object."""
-        if state_key is None and event_id not in self._waiters:
-            return  # add would do nothing: the event is not kept and releases nothing
-        self.add(IndexedEvent(event_id, room_id, state_key, auth_event_ids))
 
     def _release(self, waiter: str, awaited: str) -> bool:
         """Drop one awaited ID of ``waiter``; whether ``waiter`` is now ready."""
@@ -326,7 +350,8 @@ class ChainCoverIndex:
         links_of = self._links
         reverse = self._reverse
         existing = links_of.get(chain)
-        candidates: list[tuple[int, int, int]] | None = None  # (chain, sequence, order)
+        candidates: list[tuple[ChainPosition, int]] | None = None  # (position, order)
+        latest = -1  # the latest order among the candidates
         for target, (target_chain, target_seq) in zip(targets, places, strict=True):
             if target_chain == chain or top[target_chain] > target_seq:
                 continue  # on the event's own chain, or below another auth event on its chain
@@ -336,24 +361,30 @@ class ChainCoverIndex:
             # probe would answer False).
             if into and into[-1][0] >= target_seq:
                 if candidates is None:
-                    candidates = [
-                        (c, s, order[b])
-                        for b, (c, s) in zip(targets, places, strict=True)
-                        if (out := links_of.get(c)) and out[0][0] <= s
-                    ]
+                    candidates = []  # (a loop, not a comprehension: no function call)
+                    for b, place in zip(targets, places, strict=True):
+                        out = links_of.get(place[0])
+                        if out and out[0][0] <= place[1]:
+                            o = order[b]
+                            candidates.append((place, o))
+                            if o > latest:
+                                latest = o
                 # A probe only reaches events indexed before its source: everything it passes
                 # was indexed before what links to it, and a chain's events in sequence order.
                 # So an auth event indexed before the target cannot reach it: not probed.
                 after = order[target]
-                sources = [(c, s) for c, s, o in candidates if o > after]
-                if sources and self._reached(sources, target_chain, target_seq):
+                if latest > after and self._reached(candidates, after, target_chain, target_seq):
                     continue
             if existing is None:
                 existing = links_of[chain] = []
-            elif any(
-                tc == target_chain and ts >= target_seq and o <= seq for o, tc, ts in existing
-            ):
-                continue  # covered by a link of the chain
+            else:
+                covered = False
+                for o, tc, ts in existing:  # (a loop: no generator object per target)
+                    if tc == target_chain and ts >= target_seq and o <= seq:
+                        covered = True
+                        break
+                if covered:
+                    continue  # covered by a link of the chain
             link = _new(ChainLink, (seq, target_chain, target_seq))
             if existing and existing[-1] > link:
                 insort(existing, link)
@@ -370,9 +401,17 @@ class ChainCoverIndex:
                 into.append(back)  # (the usual case: a link to a chain's tip, from a new chain)
             self._made += 1
 
-    def _reached(self, sources: list[tuple[int, int]], target_chain: int, target_seq: int) -> bool:
-        """Whether a probe (:meth:`_probe` with ``PROBE_BUDGET``) from one of ``sources`` on
+    def _reached(
+        self,
+        candidates: list[tuple[ChainPosition, int]],
+        after: int,
+        target_chain: int,
+        target_seq: int,
+    ) -> bool:
+        """Whether a probe (:meth:`_probe` with ``PROBE_BUDGET``) from one of the sources on
         another chain than the target answers ``True``; from cached walks when they can tell.
+        The sources are the positions of ``candidates`` (position, order indexed) indexed
+        after ``after`` (see :meth:`_index`), in order.
 
         A walk from an indexed position follows only links whose origin is at most where it
         stands, all made before anything above that position was indexed (an event is indexed
@@ -389,7 +428,9 @@ class ChainCoverIndex:
         """
         budget = PROBE_BUDGET
         walks = self._walks
-        for source in sources:
+        for source, indexed in candidates:
+            if indexed <= after:
+                continue
             chain, sequence = source
             if chain == target_chain:
                 continue
@@ -502,7 +543,8 @@ class ChainCoverIndex:
                     best[tc] = ts
                     stack.append((tc, ts))
         # The most pops of one chain (a chain popped twice only after a stale push: rare).
-        repeat = 1 if len(set(popped)) == len(popped) else max(Counter(popped).values())
+        distinct = set(popped)
+        repeat = 1 if len(distinct) == len(popped) else max(map(popped.count, distinct))
         return _Walk(best, tuple(popped), examined, repeat, self._made, True)
 
     # -- invariants ---------------------------------------------------------------------------

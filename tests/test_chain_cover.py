@@ -472,7 +472,7 @@ def test_a_cached_walk_counts_the_links_its_chains_gain() -> None:
         mp.setattr(cc, "PROBE_BUDGET", 9)
         for _ in range(3):
             want = _plain_reaches(links, source, target, 9)
-            assert index._reached([(1, 3)], 5, 1) == want
+            assert index._reached([(source, 1)], 0, 5, 1) == want
             assert (1, 3) in index._walks
             links[2].append(ChainLink(9 + len(links[2]), 6, len(links[2]) + 1))
             index._made += 1

@@ -261,18 +261,102 @@ class MemoryStore:
         rejected: Mapping[str, str] | None,
         soft_failed: Collection[str],
     ) -> None:
-        insert = self._insert
-        # Everything below only adds to dicts and sets: it cannot fail half-way on valid input.
-        if not outliers and not rejected and not soft_failed:
-            for event in batch:
-                insert(event, False, None, False)  # (the usual batch: no flags)
-            return
+        """Store each validated event of ``batch`` with its flags (or connect a stored
+        outlier). One loop over the batch (no call per event: most are messages).
+
+        Everything below only adds to dicts and sets: it cannot fail half-way on valid input.
+
+        Complexity: O(prev_events + auth_events) dictionary steps per event, plus the chain
+        cover index's upkeep for a state event (or one an unindexed event waits for).
+        """
+        flagged = bool(outliers or rejected or soft_failed)
         outlier_set = frozenset(outliers)
         rejected_map = dict(rejected or {})
         soft_set = frozenset(soft_failed)
+        facts = self._facts
+        rooms = self._rooms
+        stored = self._events
+        all_children = self._children
+        chain_index = self._chain_index
+        awaited = chain_index.awaited
+        outlier = soft = False
+        rejection: str | None = None
         for event in batch:
             event_id = event.event_id
-            insert(event, event_id in outlier_set, rejected_map.get(event_id), event_id in soft_set)
+            if flagged:
+                outlier = event_id in outlier_set
+                rejection = rejected_map.get(event_id)
+                soft = event_id in soft_set
+            old = facts.get(event_id)
+            if old is not None and (outlier or not old[_OUTLIER]):
+                continue  # already stored, and not being connected: a no-op
+            room_id = event.room_id
+            room = rooms.get(room_id)
+            if room is None:
+                room = rooms[room_id] = _RoomData(event.room_version)
+            state_key = event.state_key
+            key = None if state_key is None else (event.type, state_key)  # event.state_tuple
+            if old is None:
+                arrival = self._next_arrival
+                self._next_arrival = arrival + 1
+                room.event_count += 1
+                stored[event_id] = event
+                if key is not None:
+                    room.state_keys.add(key)
+            else:
+                arrival = old[_ARRIVAL]
+                # The facts change (the outlier is connected): drop the ones built (rule 8).
+                self._built_facts.drop(event_id)
+            prevs = event.prev_event_ids
+            depth = event.depth
+            facts[event_id] = (  # the fields of EventFacts (rule 8)
+                event_id,
+                room_id,
+                depth,
+                prevs,
+                event.auth_event_ids,
+                key is not None,
+                outlier,
+                rejection,
+                soft,
+                arrival,
+            )
+            if old is None and (key is not None or event_id in awaited):
+                # (else the index would do nothing: see ChainCoverIndex.add_fields)
+                chain_index.add_fields(event_id, room_id, key, event.auth_event_ids)
+            if outlier:
+                continue
+            # A non-outlier joins the DAG: edges, then extremities (rule 3).
+            backward = room.backward
+            if event_id in backward:
+                del backward[event_id]
+            mine = all_children.get(event_id)
+            if mine is not None:
+                for child in _ids(mine):
+                    # A child in another room listed this event as a backward extremity of
+                    # its room.
+                    rooms[facts[child][_ROOM]].backward.pop(event_id, None)
+            for prev in prevs:
+                theirs = all_children.get(prev)
+                if theirs is None:
+                    all_children[prev] = event_id  # the first child (rule 7)
+                elif isinstance(theirs, str):
+                    if theirs != event_id:
+                        all_children[prev] = {theirs, event_id}
+                else:
+                    theirs.add(event_id)
+                prev_facts = facts.get(prev)
+                if prev_facts is None or prev_facts[_OUTLIER]:
+                    known = backward.get(prev)
+                    if known is None or depth < known:
+                        backward[prev] = depth
+            if rejection is None and not soft:
+                forward = room.forward
+                for prev in prevs:
+                    forward.discard(prev)
+                mine = all_children.get(event_id)  # (again: an event naming itself is its child)
+                if mine is None or not any(self._is_accepted(c, room_id) for c in _ids(mine)):
+                    forward.add(event_id)
 
     def _validate(
         self,
@@ -292,86 +376,9 @@ class MemoryStore:
             soft_failed,
             stored_event=self._events.get,
             stored_version=stored_version,
+            stored_ids=self._events.keys(),
         )
         return batch
-
-    def _insert(self, event: Event, outlier: bool, rejected: str | None, soft_failed: bool) -> None:
-        """Store one validated event with its flags (or connect a stored outlier).
-
-        Complexity: O(prev_events + auth_events) dictionary steps, plus the chain cover
-        index's upkeep for a state event.
-        """
-        event_id = event.event_id
-        facts = self._facts
-        old = facts.get(event_id)
-        if old is not None and (outlier or not old[_OUTLIER]):
-            return  # already stored, and not being connected: a no-op
-        room_id = event.room_id
-        room = self._rooms.get(room_id)
-        if room is None:
-            room = self._rooms[room_id] = _RoomData(event.room_version)
-        state_key = event.state_key
-        key = None if state_key is None else (event.type, state_key)  # event.state_tuple
-        if old is None:
-            arrival = self._next_arrival
-            self._next_arrival = arrival + 1
-            room.event_count += 1
-            self._events[event_id] = event
-            if key is not None:
-                room.state_keys.add(key)
-        else:
-            arrival = old[_ARRIVAL]
-            # The facts change (the outlier is connected): drop the ones built (rule 8).
-            self._built_facts.drop(event_id)
-        prevs = event.prev_event_ids
-        depth = event.depth
-        facts[event_id] = (  # the fields of EventFacts (rule 8)
-            event_id,
-            room_id,
-            depth,
-            prevs,
-            event.auth_event_ids,
-            key is not None,
-            outlier,
-            rejected,
-            soft_failed,
-            arrival,
-        )
-        if old is None:
-            self._chain_index.add_fields(event_id, room_id, key, event.auth_event_ids)
-        if outlier:
-            return
-        # A non-outlier joins the DAG: edges, then extremities (rule 3).
-        backward = room.backward
-        if event_id in backward:
-            del backward[event_id]
-        all_children = self._children
-        mine = all_children.get(event_id)
-        if mine is not None:
-            for child in _ids(mine):
-                # A child in another room listed this event as a backward extremity of its room.
-                self._rooms[facts[child][_ROOM]].backward.pop(event_id, None)
-        for prev in prevs:
-            theirs = all_children.get(prev)
-            if theirs is None:
-                all_children[prev] = event_id  # the first child (rule 7)
-            elif isinstance(theirs, str):
-                if theirs != event_id:
-                    all_children[prev] = {theirs, event_id}
-            else:
-                theirs.add(event_id)
-            prev_facts = facts.get(prev)
-            if prev_facts is None or prev_facts[_OUTLIER]:
-                known = backward.get(prev)
-                if known is None or depth < known:
-                    backward[prev] = depth
-        if rejected is None and not soft_failed:
-            forward = room.forward
-            for prev in prevs:
-                forward.discard(prev)
-            mine = all_children.get(event_id)  # (again: an event naming itself is its child)
-            if mine is None or not any(self._is_accepted(c, room_id) for c in _ids(mine)):
-                forward.add(event_id)
 
     def _is_accepted(self, event_id: str, room_id: str | None = None) -> bool:
         # With ``room_id``: also of that room (a child in another room does not count: rule 3).
