@@ -393,6 +393,7 @@ class _Delta:
 
 
 _NO_CHANGES: Mapping[StateKey, str | None] = {}
+_NOTHING_IN_HAND: Mapping[int, dict[StateKey, str] | _Delta] = {}
 
 
 @attrs.define
@@ -1054,30 +1055,37 @@ class _Run:
         one known state, no resolution is needed, no state was given for it — with its write
         left pending; ``None`` (nothing done) when the event needs the plain path."""
         event_id = event.event_id
-        room_id = self.room.room_id
+        room_id = self.room._room_id
         if event_id in self.overrides or room_id is None:
             return None
         auth_ids = event.auth_event_ids
         auth = self._events(auth_ids)
-        if len(auth) < len(set(auth_ids)):
+        distinct_auth = frozenset(auth_ids)
+        if len(auth) < len(distinct_auth):
             return None  # missing auth events: the plain path reports them
         listed = event.prev_event_ids
         prevs = listed if len(listed) == 1 else tuple(dict.fromkeys(listed))
         groups = self._groups(prevs)
         if not prevs or len(groups) < len(prevs):
             return None
-        afters = {g.after for g in groups.values()}
-        if len(afters) != 1 or event_id in self._with_children:
-            return None  # a resolution, or children stored before it (given state)
-        (before,) = afters
+        if len(groups) == 1:
+            (only,) = groups.values()
+            before = only.after
+        else:
+            afters = {g.after for g in groups.values()}
+            if len(afters) != 1:
+                return None  # a resolution
+            (before,) = afters
+        if event_id in self._with_children:
+            return None  # children stored before it (given state)
         if self._forward is None:
             self._forward = set(self.store.forward_extremities(room_id))
         # Check 4: the auth rules against the event's own auth events.
-        rejection = self._check_against(event, auth_ids, auth)
-        passed = frozenset(auth_ids) if rejection is None else None
+        rejection = self._check_against(event, auth_ids, auth, distinct_auth)
+        passed = distinct_auth if rejection is None else None
         if rejection is None:
             # Check 5: against the state before the event.
-            ids = self._state_ids(event, before, {})
+            ids = self._state_ids(event, before, _NOTHING_IN_HAND)
             if not self._same_events(ids, passed):
                 rejection = self._check_ids(event, ids)
                 passed = frozenset(ids)
@@ -1167,10 +1175,15 @@ class _Run:
             self._stored_events.update({e.event_id: e for e in events})
 
     def _check_against(
-        self, event: Event, auth_ids: Sequence[str], auth: Mapping[str, Event]
+        self,
+        event: Event,
+        auth_ids: Sequence[str],
+        auth: Mapping[str, Event],
+        distinct: Collection[str] | None = None,
     ) -> str | None:
-        """The failed rule of the auth rules against the given auth events, or ``None``."""
-        if len(set(auth_ids)) != len(auth_ids):
+        """The failed rule of the auth rules against the given auth events, or ``None``
+        (``distinct``: the set of ``auth_ids``, if the caller has it)."""
+        if len(set(auth_ids) if distinct is None else distinct) != len(auth_ids):
             return "auth_events.duplicate"
         rejected = self._rejected
         for a in auth_ids:
