@@ -316,23 +316,44 @@ class ChainCoverIndex:
         events = self._events
         event = events[event_id]
         room_id = event.room_id
+        state_key = event.state_key
         positions = self._positions
+        members = self._members
+        links_of = self._links
+        order = self._order
+        # One pass over the auth events gathers what the rules below read: the targets (the
+        # distinct indexed same-room auth events) and their positions; the chain to inherit
+        # (rule 2: the first same-key target at its chain's tip); the highest target on each
+        # chain; and the candidate probe sources (rule 3: targets with a link at or below
+        # them; a link made below for this event has its origin above every target, so it
+        # would change none of these).
         targets: list[str] = []
         places: list[ChainPosition] = []  # their positions
-        for a in event.auth_event_ids:
-            place = positions.get(a)
-            if place is not None and a not in targets and events[a].room_id == room_id:
-                targets.append(a)  # (an indexed event is a state event the index keeps)
-                places.append(place)
-        # Rule 2: inherit the chain of the first same-key auth event at its chain's tip.
-        members = self._members
+        top: dict[int, int] = {}  # the highest auth event on each chain
+        candidates: list[tuple[ChainPosition, int]] = []  # (position, order indexed)
+        latest = -1  # the latest order among the candidates
         chain = 0
         seq = 1
-        state_key = event.state_key
-        for a, (pos_chain, pos_seq) in zip(targets, places, strict=True):
-            if events[a].state_key == state_key and len(members[pos_chain]) == pos_seq:
-                chain, seq = pos_chain, pos_seq + 1
-                break
+        for a in event.auth_event_ids:
+            place = positions.get(a)
+            if place is None or a in targets:
+                continue
+            kept = events[a]  # (an indexed event is a state event the index keeps)
+            if kept.room_id != room_id:
+                continue
+            targets.append(a)
+            places.append(place)
+            c, s = place
+            if not chain and kept.state_key == state_key and len(members[c]) == s:
+                chain, seq = c, s + 1  # rule 2
+            if s > top.get(c, 0):
+                top[c] = s
+            out = links_of.get(c)
+            if out and out[0][0] <= s:
+                o = order[a]
+                candidates.append((place, o))
+                if o > latest:
+                    latest = o
         if chain:
             members[chain].append(event_id)
         else:
@@ -340,18 +361,10 @@ class ChainCoverIndex:
             self._next_chain = chain + 1
             members[chain] = [event_id]
         positions[event_id] = _new(ChainPosition, (chain, seq))
-        order = self._order
         order[event_id] = len(order)
         # Rule 3: link only to auth events not reachable otherwise.
-        top: dict[int, int] = {}  # the highest auth event on each chain
-        for c, s in places:
-            if s > top.get(c, 0):
-                top[c] = s
-        links_of = self._links
         reverse = self._reverse
         existing = links_of.get(chain)
-        candidates: list[tuple[ChainPosition, int]] | None = None  # (position, order)
-        latest = -1  # the latest order among the candidates
         for target, (target_chain, target_seq) in zip(targets, places, strict=True):
             if target_chain == chain or top[target_chain] > target_seq:
                 continue  # on the event's own chain, or below another auth event on its chain
@@ -360,15 +373,6 @@ class ChainCoverIndex:
             # above it, from an auth event with a link at or below it (no such link: every
             # probe would answer False).
             if into and into[-1][0] >= target_seq:
-                if candidates is None:
-                    candidates = []  # (a loop, not a comprehension: no function call)
-                    for b, place in zip(targets, places, strict=True):
-                        out = links_of.get(place[0])
-                        if out and out[0][0] <= place[1]:
-                            o = order[b]
-                            candidates.append((place, o))
-                            if o > latest:
-                                latest = o
                 # A probe only reaches events indexed before its source: everything it passes
                 # was indexed before what links to it, and a chain's events in sequence order.
                 # So an auth event indexed before the target cannot reach it: not probed.
