@@ -149,3 +149,72 @@ def test_huge_integers_are_refused_with_a_typed_error() -> None:
         freeze_json({"n": 10**5000}, strict=True)
     with pytest.raises(InvalidEventError, match="cannot encode"):
         encode_canonical_json({"n": 10**5000})
+
+
+def _plain_freeze(value: Any, strict: bool) -> Any:
+    """A slow reference of freeze_json's answer (rule by rule, no bulk paths); raises
+    InvalidEventError like it."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise InvalidEventError("key")
+            out[k] = _plain_freeze(v, strict)
+        return out
+    if isinstance(value, list):
+        return tuple(_plain_freeze(v, strict) for v in value)
+    if type(value) is int and strict and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise InvalidEventError("range")
+    if type(value) is float and (strict or value != value or abs(value) == float("inf")):
+        raise InvalidEventError("float")
+    if value is None or type(value) in (str, int, bool, float):
+        return value
+    raise InvalidEventError("type")
+
+
+_flat_values = st.one_of(
+    st.integers(-MAX_SAFE_INTEGER - 2, MAX_SAFE_INTEGER + 2),
+    st.sampled_from([2**64, True, False, None, 1.5, "x", float("nan")]),
+    st.text(max_size=3),
+)
+
+
+@given(
+    st.lists(st.tuples(st.text(max_size=4), _flat_values), min_size=15, max_size=40),
+    st.sampled_from(["ints", "strings", "no ints", "mixed"]),
+    st.booleans(),
+)
+def test_big_flat_objects_freeze_like_the_plain_reference(
+    items: list[tuple[str, Any]], kind: str, strict: bool
+) -> None:
+    """Objects big enough for the bulk checks (power levels' ``users`` maps): the same frozen
+    value, or the same refusal, as a plain walk — integers at and past the range's edges,
+    booleans (not integers), floats, strings, keys that are not strings."""
+    if kind == "ints":
+        items = [(k, v if type(v) is int else 7) for k, v in items]
+    elif kind == "strings":
+        items = [(k, v if type(v) is str else "s") for k, v in items]
+    elif kind == "no ints":  # strings, booleans, null, floats: none of them an int
+        items = [(k, 1.5 if type(v) is int else v) for k, v in items]
+    value: dict[Any, Any] = {"users": dict(items)}
+    if kind == "mixed" and items:
+        value["users"][3] = 1  # a key that is not a string
+    try:
+        expected = _plain_freeze(value, strict)
+    except InvalidEventError:
+        with pytest.raises(InvalidEventError):
+            freeze_json(value, strict=strict)
+        return
+    got = freeze_json(value, strict=strict)
+    assert got == expected
+    assert list(got["users"]) == list(expected["users"])
+
+
+def test_big_flat_object_edges() -> None:
+    """The bulk path's refusals at the edges: one value past the range, or a bool."""
+    users = {f"@u{i}:x": i for i in range(40)}
+    assert freeze_json({"users": users}, strict=True) == {"users": users}
+    for bad in (MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1):
+        with pytest.raises(InvalidEventError, match=r"users\.@u9:x: integer .* range"):
+            freeze_json({"users": {**users, "@u9:x": bad}}, strict=True)
+    assert freeze_json({"users": {**users, "@u9:x": True}}, strict=True)["users"]["@u9:x"] is True
