@@ -227,7 +227,7 @@ class ChainCoverIndex:
         into the target chain's reverse links per link made), amortised over the
         events a late arrival releases.
         """
-        self._add(event.event_id, event.room_id, event.state_key, event.auth_event_ids)
+        self.add_fields(event.event_id, event.room_id, event.state_key, event.auth_event_ids)
 
     def add_fields(
         self,
@@ -240,17 +240,7 @@ class ChainCoverIndex:
         that is not a state event and that no event waits for (most of them: messages) costs
         one dictionary lookup and no object."""
         if state_key is None and event_id not in self._waiters:
-            return  # add would do nothing: the event is not kept and releases nothing
-        self._add(event_id, room_id, state_key, auth_event_ids)
-
-    def _add(
-        self,
-        event_id: str,
-        room_id: str,
-        state_key: StateKey | None,
-        auth_event_ids: tuple[str, ...],
-    ) -> None:
-        """:meth:`add`, given the event's fields."""
+            return  # nothing to do: the event is not kept and releases nothing
         events = self._events
         if event_id in events:
             return

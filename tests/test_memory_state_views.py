@@ -78,3 +78,51 @@ def test_a_view_is_built_on_a_cached_parent_view() -> None:
     merged, base = groups._view(groups._groups[ids[-6]])
     assert merged == {("k", ""): "$k5", ("a", ""): None}
     assert base is groups._groups[ids[-1]]
+
+
+@pytest.mark.parametrize(("seed", "cache"), [(0, 1), (1, 2), (2, 512)])
+def test_views_passed_along_a_write_of_chained_drafts(
+    seed: int, cache: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes of several drafts each on the one before (a batch's state events): the view a
+    draft's parent got while the write looked its keys up passes to the draft; reads of the
+    last group, and of the groups between (their views built again), match plain dicts."""
+    monkeypatch.setattr(memory_state, "_VIEW_CACHE_SIZE", cache)
+    rng = random.Random(seed)
+    groups = MemoryStateGroups()
+    keys = [("m.room.member", f"@u{i}:x") for i in range(40)]
+    first = dict.fromkeys(keys[:10], "$c")
+    ids = groups.apply(
+        groups.prepare(
+            StateWrite(groups=(StateGroupDraft(-1, "!r:x", None, dict(first)),)),
+            connected=lambda _e: True,
+        )
+    )
+    states: dict[int, dict[Key, str]] = {ids[-1]: first}
+    tip = ids[-1]
+    for w in range(60):
+        drafts = []
+        plain = dict(states[tip])
+        wanted: list[dict[Key, str]] = []
+        for n in range(1, rng.randrange(2, 12)):
+            key = rng.choice(keys)
+            value = None if rng.random() < 0.2 else f"$w{w}d{n}"
+            prev = tip if n == 1 else -(n - 1)
+            drafts.append(StateGroupDraft(-n, "!r:x", prev, {key: value}))
+            if value is None:
+                plain.pop(key, None)
+            else:
+                plain[key] = value
+            wanted.append(dict(plain))
+        made = groups.apply(
+            groups.prepare(StateWrite(groups=tuple(drafts)), connected=lambda _e: True)
+        )
+        for n, state in enumerate(wanted, start=1):
+            states[made[-n]] = state
+        tip = made[-len(wanted)]
+        for at in (tip, rng.choice(list(states)), tip):
+            asked = rng.sample(keys, 5)
+            want = {k: states[at][k] for k in asked if k in states[at]}
+            assert groups.get_state([at], asked)[at] == want
+    groups.check_invariants()
+    assert groups.stats().compactions > 0

@@ -140,6 +140,14 @@ class MemoryStore:
         self._next_arrival = 1
         self._chain_index = ChainCoverIndex(self._room_of)
         self._state_groups = MemoryStateGroups()
+        # The state reads made for every event ingested go straight to the state groups (the
+        # methods below forward the same call: this skips one call level per read), unless a
+        # subclass overrides them.
+        cls = type(self)
+        if cls.get_state is MemoryStore.get_state:
+            vars(self)["get_state"] = self._state_groups.get_state
+        if cls.get_event_state_groups is MemoryStore.get_event_state_groups:
+            vars(self)["get_event_state_groups"] = self._state_groups.get_event_state_groups
 
     def _room_of(self, event_id: str) -> str | None:
         facts = self._facts.get(event_id)
@@ -467,6 +475,8 @@ class MemoryStore:
         batch = self._validate(events, outliers, rejected or {}, soft_failed)
         outlier_set = frozenset(outliers)
         by_id = {e.event_id: e for e in batch}
+        # The non-outliers of the batch: connected once written (``connected`` says so too).
+        connected_ids = by_id.keys() - outlier_set if outlier_set else by_id
 
         def connected(event_id: str) -> bool:
             if event_id in by_id:
@@ -480,7 +490,9 @@ class MemoryStore:
             return event.prev_event_ids
 
         # Validate and plan everything first; then write, which cannot fail half-way.
-        plan = self._state_groups.prepare(state, connected=connected, parkable=parkable)
+        plan = self._state_groups.prepare(
+            state, connected=connected, parkable=parkable, connected_ids=connected_ids
+        )
         self._write(batch, outliers, rejected, soft_failed)
         return self._state_groups.apply(plan, prev_events=lambda i: by_id[i].prev_event_ids)
 

@@ -126,6 +126,7 @@ def check_state_write(
     stored_room: Callable[[int], str | None],
     connected: Callable[[str], bool],
     parked_outlier: Callable[[str], bool],
+    connected_ids: Collection[str] = (),
 ) -> dict[int, str]:
     """Check a state write against itself and the stored groups; nothing is changed.
 
@@ -136,6 +137,8 @@ def check_state_write(
         stored_room: the room of a stored group (positive ID), or ``None`` if unknown.
         connected: whether an event will be stored as a non-outlier once the write is done.
         parked_outlier: whether an event will be stored as an outlier by the same write.
+        connected_ids: events known to be connected once the write is done (``connected`` is
+            asked about the others only): the non-outliers of the write, say.
 
     Returns:
         The room of each draft group, by its (negative) draft ID.
@@ -185,23 +188,36 @@ def check_state_write(
                 msg = f"draft {draft.group_id} maps {key} to a non-ID {value!r}"
                 raise StoreError(msg)
         drafts[draft.group_id] = draft.room_id
-    known: set[int] = set()  # groups found (an event's state before and after one of them)
+    # The rooms of the groups found so far (a group's room does not change during the check):
+    # most events have the group of an event before them, checked then.
+    known: dict[int, str] = {}
     for event_id, pair in write.event_groups.items():
         if type(pair) is not EventStateGroups and not isinstance(pair, EventStateGroups):
             msg = f"the groups of {event_id} must be EventStateGroups"
             raise StoreError(msg)
-        if not connected(event_id):
+        if event_id not in connected_ids and not connected(event_id):
             msg = f"state groups given for {event_id}, which is not a connected event"
             raise StoreError(msg)
         first, second = pair.before, pair.after
-        if type(first) is int and type(second) is int and first == second and first in known:
-            continue  # (the usual event: the group of an event before it, checked then)
+        if type(first) is int and type(second) is int:
+            before = known.get(first)
+            if before is None:
+                before = room_of(first)
+            if second == first:
+                after = before
+            else:
+                after = known.get(second)
+                if after is None:
+                    after = room_of(second)
+            if before is None or after is None or before != after:
+                msg = f"the state groups of {event_id} are unknown or of two rooms"
+                raise StoreError(msg)
+            known[first] = known[second] = before
+            continue
         before, after = room_of(first), room_of(second)
         if before is None or after is None or before != after:
             msg = f"the state groups of {event_id} are unknown or of two rooms"
             raise StoreError(msg)
-        if first == second:
-            known.add(first)
     for inputs, result in write.resolutions.items():
         if (
             not isinstance(inputs, frozenset)
@@ -354,6 +370,25 @@ class MemoryStateGroups:
         views[group] = got
         return got
 
+    def _pass_view(self, parent: _Group, child: _Group) -> None:
+        """Give the view of ``parent`` (if kept) to its delta ``child``, updated with the
+        child's changes, without a copy: for a parent made by the same write as the child
+        (nobody read it yet; the write looked its keys up in its view), whose view would
+        otherwise be copied when the child is read (rule 5). A later read of ``parent``
+        builds its view again."""
+        views, old_views = self._views, self._old_views
+        view = views.pop(parent, None)
+        old = old_views.pop(parent, None)  # (the same view, when kept again from the old)
+        view = view or old
+        if view is None:
+            return
+        merged = view[0]
+        merged.update(child.changes)
+        if len(views) >= _VIEW_CACHE_SIZE:
+            self._old_views = views
+            views = self._views = {}
+        views[child] = (merged, view[1])
+
     def _lookup(self, group: _Group, key: _Key) -> str | None:
         """The value at ``key`` in the state at ``group`` (``None``: absent), by its view."""
         merged, base = self._view(group)
@@ -452,6 +487,7 @@ class MemoryStateGroups:
         *,
         connected: Callable[[str], bool],
         parkable: Callable[[str], tuple[str, ...] | None] | None = None,
+        connected_ids: Collection[str] = (),
     ) -> _Plan:
         """Validate ``write`` without changing anything (rule 2).
 
@@ -460,6 +496,8 @@ class MemoryStateGroups:
             connected: whether an event will be stored as a non-outlier once the write is done.
             parkable: the ``prev_events`` of an event that will be stored as an outlier, or
                 ``None`` if it will not be (only needed when ``write.parked`` is not empty).
+            connected_ids: events known to be connected once the write is done (see
+                :func:`check_state_write`).
 
         Raises:
             StoreError: the write is inconsistent; nothing changed.
@@ -469,6 +507,7 @@ class MemoryStateGroups:
             stored_room=self._stored_room,
             connected=connected,
             parked_outlier=lambda e: parkable is not None and parkable(e) is not None,
+            connected_ids=connected_ids,
         )
         return _Plan(write)
 
@@ -489,16 +528,21 @@ class MemoryStateGroups:
         """
         write = plan.write
         ids: dict[int, int] = {}
+        made: set[int] = set()  # the groups made by this write
         for draft in write.groups:
             parent = None
             if draft.prev_group is not None:
-                parent = self._groups[ids.get(draft.prev_group, draft.prev_group)]
+                parent_id = ids.get(draft.prev_group, draft.prev_group)
+                parent = self._groups[parent_id]
             group_id = self._next_id
             self._next_id += 1
-            self._groups[group_id] = _make_group(
+            group = self._groups[group_id] = _make_group(
                 draft.room_id, parent, draft.changes, lookup=self._lookup
             )
             ids[draft.group_id] = group_id
+            if parent is not None and group.kind == _DELTA and parent_id in made:
+                self._pass_view(parent, group)
+            made.add(group_id)
         events = self._events
         for event_id, pair in write.event_groups.items():
             before = ids.get(pair.before, pair.before)
