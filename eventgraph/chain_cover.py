@@ -367,8 +367,30 @@ class ChainCoverIndex:
                 # was indexed before what links to it, and a chain's events in sequence order.
                 # So an auth event indexed before the target cannot reach it: not probed.
                 after = order[target]
-                if latest > after and self._reached(candidates, after, target_chain, target_seq):
-                    continue
+                if latest > after:
+                    # _reached, its usual case inline: each source's walk cached lately and
+                    # complete, answering without a probe (else _reached from that source).
+                    walks = self._walks
+                    reached = False
+                    for source, indexed in candidates:
+                        if indexed <= after or source[0] == target_chain:
+                            continue
+                        walk = walks.get(source)
+                        if walk is None or not walk.complete:
+                            if self._reached([(source, indexed)], after, target_chain, target_seq):
+                                reached = True
+                                break
+                            continue
+                        if walk.best.get(target_chain, 0) < target_seq:
+                            continue
+                        if walk.counted + walk.repeat * (self._made - walk.made) <= PROBE_BUDGET:
+                            reached = True
+                            break
+                        if self._reached([(source, indexed)], after, target_chain, target_seq):
+                            reached = True
+                            break
+                    if reached:
+                        continue
             if existing is None:
                 existing = links_of[chain] = []
             else:

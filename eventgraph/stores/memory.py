@@ -38,6 +38,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from operator import attrgetter
 from typing import Final, Generic, TypeVar, cast
 
 import attrs
@@ -67,6 +68,7 @@ _OUTLIER: Final = 6
 _REJECTED: Final = 7
 _SOFT_FAILED: Final = 8
 _ARRIVAL: Final = 9
+_EVENT_ID = attrgetter("event_id")
 #: How many built :class:`EventFacts` each of the two generations of the read cache holds.
 _FACTS_CACHE_SIZE = 4096
 #: From this many IDs on, a read first tries a few passes at C speed (all found, none found).
@@ -307,6 +309,7 @@ class MemoryStore:
         awaited = chain_index.awaited
         outlier = soft = False
         rejection: str | None = None
+        next_arrival = self._next_arrival
         for event in batch:
             event_id = event.event_id
             if flagged:
@@ -323,8 +326,8 @@ class MemoryStore:
             state_key = event.state_key
             key = None if state_key is None else (event.type, state_key)  # event.state_tuple
             if old is None:
-                arrival = self._next_arrival
-                self._next_arrival = arrival + 1
+                arrival = next_arrival
+                next_arrival += 1
                 room.event_count += 1
                 stored[event_id] = event
                 if key is not None:
@@ -354,8 +357,7 @@ class MemoryStore:
                 continue
             # A non-outlier joins the DAG: edges, then extremities (rule 3).
             backward = room.backward
-            if event_id in backward:
-                del backward[event_id]
+            backward.pop(event_id, None)
             mine = all_children.get(event_id)
             if mine is not None:
                 for child in _ids(mine):
@@ -378,11 +380,12 @@ class MemoryStore:
                         backward[prev] = depth
             if rejection is None and not soft:
                 forward = room.forward
-                for prev in prevs:
-                    forward.discard(prev)
-                mine = all_children.get(event_id)  # (again: an event naming itself is its child)
+                forward.difference_update(prevs)
+                if event_id in prevs:
+                    mine = all_children.get(event_id)  # (an event naming itself: its child)
                 if mine is None or not any(self._is_accepted(c, room_id) for c in _ids(mine)):
                     forward.add(event_id)
+        self._next_arrival = next_arrival
 
     def _validate(
         self,
@@ -474,7 +477,7 @@ class MemoryStore:
         """
         batch = self._validate(events, outliers, rejected or {}, soft_failed)
         outlier_set = frozenset(outliers)
-        by_id = {e.event_id: e for e in batch}
+        by_id: dict[str, Event] = dict(zip(map(_EVENT_ID, batch), batch, strict=True))
         # The non-outliers of the batch: connected once written (``connected`` says so too).
         connected_ids = by_id.keys() - outlier_set if outlier_set else by_id
 
