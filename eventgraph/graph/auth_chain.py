@@ -981,7 +981,8 @@ def _indexed_conflicted_subgraph(
     positions = store.get_chain_positions(ids)
     # Backwards: everything in the (inclusive) auth closure of a conflicted event.
     back = _Reach()
-    unindexed, _ = _split(store, ids, inclusive=True, walk=back)
+    # (the positions just read are handed on: not read again)
+    unindexed, _ = _split(store, ids, inclusive=True, walk=back, known=positions)
     links: dict[int, tuple[ChainLink, ...]] = {}
     _materialize(store, [back], links)
     # Forwards: per chain, the lowest sequence that has a conflicted event in its closure

@@ -453,7 +453,7 @@ class AuthChecker:
                 keys = keys_of.get(event_id)
                 if keys is None:
                     keys = self.auth_keys(ev)
-                missing = 0
+                present = 0
                 odd = False
                 for key in keys:
                     entry = vetted_get(key, _UNSET)
@@ -467,16 +467,13 @@ class AuthChecker:
                         ):
                             entry = _ODD
                         vetted[key] = entry
-                    # One test for the usual entry: None and _ODD are false, an event is true
-                    # (an event that were false would go the general way, as _ODD does).
-                    if not entry:
-                        if entry is None:
-                            missing += 1
-                        else:
+                    if entry is not None:
+                        if entry is _ODD:
                             odd = True
                             break
+                        present += 1
                 amap: Mapping[StateKey, Event | _Odd | None] = vetted
-                if not odd and missing and fallback:
+                if not odd and present < len(keys) and fallback:
                     # Rule 2's fallback: a key absent from the state takes the event's own
                     # auth event filed under it, if not rejected (the first such one).
                     fills: dict[StateKey, Event] | None = None
@@ -499,12 +496,12 @@ class AuthChecker:
                     if fills:
                         amap = {key: vetted[key] for key in keys}
                         amap.update(fills)
-                        missing -= len(fills)
+                        present += len(fills)
                 if odd:
                     ok = self._decide(state, ev)
                 else:
                     own = ev.auth_event_ids
-                    if len(keys) - missing == len(own) and event_id not in rejected:
+                    if present == len(own) and event_id not in rejected:
                         for key in keys:
                             selected = amap[key]
                             if selected is None:
@@ -656,9 +653,6 @@ class _Odd:
     """The marker of a state entry filed under another key or of another room."""
 
     __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return False  # (as None: AuthChecker.apply tests both at once)
 
 
 _ODD: Final = _Odd()

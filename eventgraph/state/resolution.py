@@ -193,13 +193,18 @@ def _validated(
     one (an equal ``str`` subclass counts as the ``str``); unhashable entries are refused.
     ``trusted`` sets (a store's, see :func:`resolve_state`) are only checked to be mappings.
     """
-    if isinstance(state_sets, (str, bytes, Mapping)) or not isinstance(state_sets, Iterable):
+    # (a list or tuple, and dicts below, pass without the ABC checks: each is a Python call)
+    if (
+        type(state_sets) is not list
+        and type(state_sets) is not tuple
+        and (isinstance(state_sets, (str, bytes, Mapping)) or not isinstance(state_sets, Iterable))
+    ):
         msg = "state_sets must be a sequence of mappings"
         raise InvalidRequestError(msg)
     sets: list[Mapping[StateKey, str]] = []
     differing: set[StateKey] | None = None
     for s in state_sets:
-        if not isinstance(s, Mapping):
+        if type(s) is not dict and not isinstance(s, Mapping):
             msg = "each state set must be a mapping of (type, state_key) to an event ID"
             raise InvalidRequestError(msg)
         if trusted:
