@@ -71,7 +71,8 @@ _ARRIVAL: Final = 9
 _EVENT_ID = attrgetter("event_id")
 #: How many built :class:`EventFacts` each of the two generations of the read cache holds.
 _FACTS_CACHE_SIZE = 4096
-#: From this many IDs on, a read first tries a few passes at C speed (all found, none found).
+#: From this many IDs on, a read of facts first tries a few passes at C speed (none stored,
+#: all built lately).
 _MANY = 8
 
 _K = TypeVar("_K")
@@ -159,10 +160,6 @@ class MemoryStore:
 
     def get_events(self, event_ids: Collection[str], /) -> Mapping[str, Event]:
         events = self._events
-        if len(event_ids) > _MANY:
-            found = list(map(events.get, event_ids))
-            if all(found):  # (all stored: the usual batched read, in a few passes at C speed)
-                return dict(zip(event_ids, cast(list[Event], found), strict=True))
         out: dict[str, Event] = {}  # (a loop, not a comprehension: no function call)
         for i in event_ids:
             event = events.get(i)
@@ -405,7 +402,6 @@ class MemoryStore:
             soft_failed,
             stored_event=self._events.get,
             stored_version=stored_version,
-            stored_ids=self._events.keys(),
         )
         return batch
 
