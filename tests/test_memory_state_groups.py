@@ -4,6 +4,7 @@ the chain), and the groups of events stored as one ID or as a pair."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -12,6 +13,49 @@ from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
 from eventgraph.stores.memory_state import MemoryStateGroups
 
 Key = tuple[str, str]
+
+
+def grow_random_groups(
+    groups: MemoryStateGroups,
+    rng: random.Random,
+    keys: Sequence[Key],
+    states: dict[int, dict[Key, str]],
+    n: int,
+    *,
+    fresh: float,
+    latest: float,
+    sizes: Sequence[int],
+    removal: float,
+    values: int | None = None,
+) -> Iterator[int]:
+    """Write ``n`` groups one by one, each a few random changes (removals included) on no
+    group (with probability ``fresh``), the latest one (up to ``latest``) or a random one;
+    record each group's state as a plain dict in ``states`` and yield its ID. Values are
+    ``$e<i>`` (``$e<i % values>`` when given: values repeat)."""
+    for i in range(n):
+        draw = rng.random()
+        if not states or draw < fresh:
+            parent = None
+        else:
+            parent = max(states) if draw < latest else rng.choice(list(states))
+        base = dict(states[parent]) if parent is not None else {}
+        changes: dict[Key, str | None] = {}
+        value = f"$e{i if values is None else i % values}"
+        for _ in range(rng.choice(sizes)):
+            key = rng.choice(keys)
+            changes[key] = None if base and rng.random() < removal else value
+        plan = groups.prepare(
+            StateWrite(groups=(StateGroupDraft(-1, "!r:x", parent, changes),)),
+            connected=lambda _e: True,
+        )
+        group = groups.apply(plan)[-1]
+        for key, change in changes.items():
+            if change is None:
+                base.pop(key, None)
+            else:
+                base[key] = change
+        states[group] = base
+        yield group
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -23,28 +67,11 @@ def test_some_keys_read_like_a_plain_dict(seed: int) -> None:
     groups = MemoryStateGroups()
     keys = [("m.room.member", f"@u{i}:x") for i in range(150)] + [("m.room.name", "")]
     states: dict[int, dict[Key, str]] = {}
-    for i in range(400):
-        draw = rng.random()
-        if not states or draw < 0.02:
-            parent = None
-        else:  # mostly the latest group: long delta chains, compactions and snapshots
-            parent = max(states) if draw < 0.8 else rng.choice(list(states))
-        base = dict(states[parent]) if parent is not None else {}
-        changes: dict[Key, str | None] = {}
-        for _ in range(rng.choice([1, 1, 1, 2, 5])):
-            key = rng.choice(keys)
-            changes[key] = None if base and rng.random() < 0.2 else f"$e{i}"
-        plan = groups.prepare(
-            StateWrite(groups=(StateGroupDraft(-1, "!r:x", parent, changes),)),
-            connected=lambda _e: True,
-        )
-        group = groups.apply(plan)[-1]
-        for key, value in changes.items():
-            if value is None:
-                base.pop(key, None)
-            else:
-                base[key] = value
-        states[group] = base
+    # mostly the latest group: long delta chains, compactions and snapshots
+    for _ in grow_random_groups(
+        groups, rng, keys, states, 400, fresh=0.02, latest=0.8, sizes=(1, 1, 1, 2, 5), removal=0.2
+    ):
+        pass
     groups.check_invariants()
     assert groups.stats().compactions > 0
     for group, state in states.items():

@@ -12,7 +12,7 @@ from eventgraph.protocols import StateGroupDraft, StateWrite
 from eventgraph.stores import memory_state
 from eventgraph.stores.memory_state import MemoryStateGroups
 
-Key = tuple[str, str]
+from .test_memory_state_groups import Key, grow_random_groups
 
 
 @pytest.mark.parametrize(("seed", "cache"), [(0, 1), (1, 2), (2, 512)])
@@ -27,28 +27,18 @@ def test_views_read_like_plain_dicts_while_groups_grow(
     groups = MemoryStateGroups()
     keys = [("m.room.member", f"@u{i}:x") for i in range(120)] + [("m.room.name", "")]
     states: dict[int, dict[Key, str]] = {}
-    for i in range(500):
-        draw = rng.random()
-        if not states or draw < 0.005:
-            parent = None
-        else:
-            parent = max(states) if draw < 0.85 else rng.choice(list(states))
-        base = dict(states[parent]) if parent is not None else {}
-        changes: dict[Key, str | None] = {}
-        for _ in range(rng.choice([1, 1, 1, 2, 4])):
-            key = rng.choice(keys)
-            changes[key] = None if base and rng.random() < 0.25 else f"$e{i % 7}"
-        plan = groups.prepare(
-            StateWrite(groups=(StateGroupDraft(-1, "!r:x", parent, changes),)),
-            connected=lambda _e: True,
-        )
-        group = groups.apply(plan)[-1]
-        for key, value in changes.items():
-            if value is None:
-                base.pop(key, None)
-            else:
-                base[key] = value
-        states[group] = base
+    for group in grow_random_groups(
+        groups,
+        rng,
+        keys,
+        states,
+        500,
+        fresh=0.005,
+        latest=0.85,
+        sizes=(1, 1, 1, 2, 4),
+        removal=0.25,
+        values=7,
+    ):
         for at in (group, rng.choice(list(states))):
             asked = [*rng.sample(keys, rng.choice([1, 3, 48])), ("m.room.absent", "")]
             asked.append(asked[0])
