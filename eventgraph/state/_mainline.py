@@ -96,19 +96,7 @@ def mainline_positions(
     """
     events = loaded.events
     pl_parent = loaded.pl_parent
-    # e₁ of each event: :meth:`~eventgraph.state.resolution._Events.pl_parent` inline (a call
-    # per event cost more than the loop).
-    events_get = events.get
-    firsts: dict[str, str | None] = {}
-    for event_id in event_ids:
-        e0 = events[event_id]
-        first = None
-        for a in e0.auth_event_ids:
-            auth = events_get(a)
-            if auth is not None and auth.type == "m.room.power_levels" and a != e0.event_id:
-                first = a
-                break
-        firsts[event_id] = first
+    firsts = loaded.pl_parents(map(events.__getitem__, event_ids))  # e₁ of each event
     if power_levels_id is None or power_levels_id not in events:
         return dict.fromkeys(firsts, _INFINITY)  # an empty mainline: nothing meets it
     tree = _tree_of(loaded.store)

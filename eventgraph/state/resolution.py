@@ -352,12 +352,22 @@ class _Events:
         Spec: v2 "Mainline ordering": "the ``m.room.power_levels`` event in the
         ``auth_events``".
         """
-        events = self.events
-        for a in ev.auth_event_ids:
-            auth = events.get(a)
-            if auth is not None and auth.type == "m.room.power_levels" and a != ev.event_id:
-                return a
-        return None
+        return self.pl_parents((ev,))[ev.event_id]
+
+    def pl_parents(self, evs: Iterable[Event]) -> dict[str, str | None]:
+        """:meth:`pl_parent` of each of ``evs``, by event ID, in one loop (mainline ordering
+        asks for all its events at once: a call per event cost more than the loop)."""
+        events_get = self.events.get
+        out: dict[str, str | None] = {}
+        for ev in evs:
+            first = None
+            for a in ev.auth_event_ids:
+                auth = events_get(a)
+                if auth is not None and auth.type == "m.room.power_levels" and a != ev.event_id:
+                    first = a
+                    break
+            out[ev.event_id] = first
+        return out
 
 
 # -- partitioning --------------------------------------------------------------------------------
