@@ -1039,14 +1039,10 @@ class _Run:
     def _groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
         """The state groups of the stored or pending events among ``event_ids``: pending
         first, then those read by :meth:`_prefetch`, then the store."""
-        return _with_pending(self._pending_groups, event_ids, self._stored_state_groups)
+        return _known_first(self._pending_groups, event_ids, self._stored_state_groups)
 
     def _stored_state_groups(self, event_ids: Sequence[str]) -> Mapping[str, EventStateGroups]:
-        known = self._stored_groups
-        out = {i: g for i in event_ids if (g := known.get(i)) is not None}
-        if len(out) < len(event_ids):
-            out.update(self.store.get_event_state_groups([i for i in event_ids if i not in out]))
-        return out
+        return _known_first(self._stored_groups, event_ids, self.store.get_event_state_groups)
 
     # -- the common path, written in batches (rule 4) ----------------------------------------
 
@@ -1197,13 +1193,14 @@ class _Run:
         return None
 
 
-def _with_pending(
-    pending: Mapping[str, _V], ids: Sequence[str], read: Callable[[Sequence[str]], Mapping[str, _V]]
+def _known_first(
+    known: Mapping[str, _V], ids: Sequence[str], read: Callable[[Sequence[str]], Mapping[str, _V]]
 ) -> Mapping[str, _V]:
-    """The values of ``ids`` from ``pending`` (not written yet), the rest read from the store."""
-    if not pending:
+    """The values of ``ids`` found in ``known`` (pending events' values, or those read
+    already), the rest read with one call of ``read``."""
+    if not known:
         return read(ids)
-    out = {i: pending[i] for i in ids if i in pending}
+    out = {i: known[i] for i in ids if i in known}
     if len(out) < len(ids):
         out.update(read([i for i in ids if i not in out]))
     return out
