@@ -37,7 +37,7 @@ Rules of this module:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import cast
 
 import attrs
@@ -297,31 +297,14 @@ class MemoryStateGroups:
                 if group is not None:
                     out[group_id] = _full_state(group)
         elif len(keys) <= _FEW_KEYS:
-            # Each key looked up in the group's view (rule 5): _few_state, inlined (one read
-            # per event ingested: no call per group).
+            # Each key looked up in the group's view (rule 5).
             views = self._views
-            value: str | None
             for group_id in group_ids:
                 group = groups.get(group_id)
                 if group is None:
                     continue
                 view = views.get(group)
-                merged, base = self._view(group) if view is None else view
-                first = base.changes
-                snapshot = base.parent  # a compaction's snapshot; None under a snapshot
-                found: dict[_Key, str] = {}
-                for key in keys:
-                    if key in merged:
-                        value = merged[key]
-                    elif key in first:
-                        value = first[key]
-                    elif snapshot is not None:
-                        value = snapshot.changes.get(key)
-                    else:
-                        continue
-                    if value is not None:
-                        found[key] = value
-                out[group_id] = found
+                out[group_id] = _in_view(self._view(group) if view is None else view, keys)
         else:
             for group_id in group_ids:
                 group = groups.get(group_id)
@@ -391,13 +374,7 @@ class MemoryStateGroups:
 
     def _lookup(self, group: _Group, key: _Key) -> str | None:
         """The value at ``key`` in the state at ``group`` (``None``: absent), by its view."""
-        merged, base = self._view(group)
-        if key in merged:
-            return merged[key]
-        if key in base.changes:
-            return base.changes[key]
-        snapshot = base.parent
-        return None if snapshot is None else snapshot.changes.get(key)
+        return _in_view(self._view(group), (key,)).get(key)
 
     def get_resolutions(
         self, input_sets: Collection[frozenset[int]], /
@@ -729,6 +706,29 @@ def _make_group(
         else:
             new[key] = value
     return _Group(room_id, _SNAPSHOT, None, new, 0, len(new))
+
+
+def _in_view(view: _View, keys: Iterable[_Key]) -> dict[_Key, str]:
+    """The entries at ``keys`` of the state a view stands for (rule 5), in the order of
+    ``keys``: each key is found in the merged changes, else in the base group, else in the
+    base's snapshot (a compaction's parent; ``None`` under a snapshot)."""
+    merged, base = view
+    first = base.changes
+    snapshot = base.parent
+    found: dict[_Key, str] = {}
+    value: str | None
+    for key in keys:
+        if key in merged:
+            value = merged[key]
+        elif key in first:
+            value = first[key]
+        elif snapshot is not None:
+            value = snapshot.changes.get(key)
+        else:
+            continue
+        if value is not None:
+            found[key] = value
+    return found
 
 
 def _lookup(group: _Group, key: _Key) -> str | None:
