@@ -293,12 +293,6 @@ class AuthChecker:
             return False
         return True
 
-    def _levels_of(self, rv: RoomVersion, ev: Event) -> _Levels:
-        """Parsed power levels, memoised for this checker's lifetime (one resolution): the
-        bounded process-wide memo of :mod:`~eventgraph.state.authz` would be swept by
-        resolutions with more power-levels events than its bound, parsing each again."""
-        return self._levels_fn(rv, ev)
-
     def _fill_from_own(
         self, ev: Event, keys: tuple[StateKey, ...], chosen: dict[StateKey, Event]
     ) -> bool:
@@ -370,7 +364,7 @@ class AuthChecker:
         """
         events_get = self.events.get
         rv = self._rv
-        levels_of = self._levels_of
+        levels_of = self._levels_fn
         last_create: Event | None = None
         create_info: _Create | None = None
         last_pl: Event | None = None
@@ -631,7 +625,10 @@ class AuthChecker:
 
 
 def _memoised_levels(memo: dict[str, _Levels]) -> Callable[[RoomVersion, Event], _Levels]:
-    """:func:`~eventgraph.state.authz._levels_of` memoised in ``memo`` (by event ID).
+    """:func:`~eventgraph.state.authz._levels_of` memoised in ``memo`` (by event ID): parsed
+    power levels kept for a checker's lifetime (one resolution), as the bounded process-wide
+    memo of :mod:`~eventgraph.state.authz` would be swept by resolutions with more power-levels
+    events than its bound, parsing each again.
 
     A function closing over the memo, not a bound method kept on the checker: that would make
     a reference cycle (checker -> method -> checker), so every checker, with its memos, would
