@@ -65,16 +65,19 @@ def _write_parts(n: int, members: int, directory: Path) -> list[Path]:
     """Generate the room once and write its PDUs to files of ``PART`` PDUs (pickled lists)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+
+    def write(part: list[dict[str, object]]) -> None:
+        paths.append(directory / f"part{len(paths)}.pkl")
+        paths[-1].write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+
     part: list[dict[str, object]] = []
     for chunk in _chunks(n, members):
         part += chunk
         if len(part) >= PART:
-            paths.append(directory / f"part{len(paths)}.pkl")
-            paths[-1].write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+            write(part)
             part = []
     if part:
-        paths.append(directory / f"part{len(paths)}.pkl")
-        paths[-1].write_bytes(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+        write(part)
     return paths
 
 
