@@ -12,9 +12,11 @@ member events is held to the same reference.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eventgraph.errors import UnsupportedRoomVersionError
 from eventgraph.events.auth_selection import auth_types_for_event
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.room_versions import KNOWN_ROOM_VERSIONS, room_version
@@ -103,3 +105,8 @@ def test_selection_examples() -> None:
         ("m.room.member", "@a:x"),
         ("m.room.join_rules", ""),
     )
+
+
+def test_unknown_room_version_is_refused() -> None:
+    with pytest.raises(UnsupportedRoomVersionError):
+        auth_types_for_event("13", "m.room.message", "@a:x", None, {})

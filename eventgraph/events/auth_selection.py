@@ -41,6 +41,9 @@ def auth_types_for_event(
 
     Complexity: O(1).
 
+    Raises:
+        UnsupportedRoomVersionError: ``version`` is not a room version eventgraph implements.
+
     >>> auth_types_for_event("11", "m.room.member", "@a:x", "@b:x", {"membership": "invite"})
     (('m.room.create', ''), ('m.room.power_levels', ''), ('m.room.member', '@a:x'), \
 ('m.room.member', '@b:x'), ('m.room.join_rules', ''))
