@@ -1,0 +1,180 @@
+"""Benchmark: state resolution against Synapse itself, in the same run, on the same rooms.
+
+``bench_stateres.py`` compares with the medians research/synapse-bench.md recorded on another
+day. This machine's speed drifts between days by 20% and more, and within a minute by as much
+(a shared host), so that ratio moves with the weather. Here the baseline is measured beside
+our code: for each room shape of ``bench_stateres.py`` (the same builder, so the same events),
+Synapse's ``resolve_events_with_store`` runs in a worker process (``synapse_worker.py``, under
+an interpreter that has ``matrix-synapse`` installed) and eventgraph's ``resolve_state`` in
+this one, in alternating rounds of ``--repeat`` resolutions each, so that both sides see the
+same slow and fast spells. Each side's figure is the median CPU time (``time.process_time``)
+of all its resolutions; the ratio is Synapse's median over ours.
+
+Set up the baseline once (not a dependency of eventgraph; nothing of it is copied here)::
+
+    python -m venv /tmp/synapse-venv
+    /tmp/synapse-venv/bin/pip install matrix-synapse==1.163.2
+
+Run: ``python benchmarks/bench_vs_synapse.py --synapse-python /tmp/synapse-venv/bin/python
+[--quick] [--version 11|12] [--rounds K] [--repeat N]``. Rows are appended to
+``benchmarks/results/vs_synapse.txt``.
+
+Each row also says whether the two answers are equal. Synapse's event IDs are reference hashes,
+so the worker maps IDs (see its docstring); where two events tie on power level and timestamp
+the order falls to the IDs, and the answers may then legitimately differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bench_stateres as bench
+
+from eventgraph import MemoryStore, StateKey
+from eventgraph.events.room_versions import RoomVersion, room_version
+from eventgraph.state.resolution import _resolve, _Stats
+
+RESULTS = Path(__file__).resolve().parent / "results" / "vs_synapse.txt"
+WORKER = Path(__file__).resolve().parent / "synapse_worker.py"
+
+
+class Synapse:
+    """The worker process running Synapse's state resolution."""
+
+    def __init__(self, python: str) -> None:
+        self.process = subprocess.Popen(
+            [python, str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=tempfile.gettempdir(),  # (not a directory whose modules shadow Synapse's)
+        )
+
+    def ask(self, request: dict[str, Any]) -> Any:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the Synapse worker stopped")
+        return json.loads(line)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def write_room(
+    path: Path, store: MemoryStore, order: list[str], sets: list[dict[StateKey, str]]
+) -> None:
+    events = store.get_events(order)
+    with path.open("w", encoding="utf-8") as f:
+        for event_id in order:
+            pdu = events[event_id].to_pdu()
+            pdu["event_id"] = event_id
+            f.write(json.dumps(pdu) + "\n")
+        f.write(json.dumps({"state_sets": [[[t, k, e] for (t, k), e in s.items()] for s in sets]}))
+        f.write("\n")
+
+
+def row(
+    rv: RoomVersion,
+    synapse: Synapse,
+    base: bench.RoomBuilder,
+    changes: int,
+    members: int,
+    rounds: int,
+    repeat: int,
+) -> tuple[list[float], list[float], bool, _Stats]:
+    store, s1, s2 = bench.build_fork(rv, base, changes, members)
+    order = _topological(store, base.room_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "room.jsonl"
+        write_room(path, store, order, [s1, s2])
+        synapse.ask({"op": "load", "version": rv.identifier, "path": str(path)})
+    stats = _Stats()
+    ours_answer = _resolve(rv, [s1, s2], store, stats)  # (warm-up)
+    ours: list[float] = []
+    theirs: list[float] = []
+    same = True
+    for _ in range(rounds):
+        for _ in range(repeat):
+            c0 = time.process_time()
+            _resolve(rv, [s1, s2], store, _Stats())
+            ours.append((time.process_time() - c0) * 1000)
+        reply = synapse.ask({"op": "time", "repeat": repeat})
+        theirs.extend(reply["cpu_ms"])
+        answer = {(t, k): e for t, k, e in reply["answer"]}
+        same = same and answer == ours_answer
+    return ours, theirs, same, stats
+
+
+def _topological(store: MemoryStore, room_id: str) -> list[str]:
+    """Every event of the room, each after its prev and auth events (the builder gives each
+    event a depth above those of the events it names)."""
+    depth: dict[str, int] = {}
+    frontier = set(store.forward_extremities(room_id))
+    while frontier:
+        facts = store.get_facts(frontier)
+        depth.update((e, f.depth) for e, f in facts.items())
+        frontier = {p for f in facts.values() for p in f.prev_event_ids if p not in depth}
+    return sorted(depth, key=lambda e: (depth[e], e))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--synapse-python", required=True, help="a Python with matrix-synapse")
+    parser.add_argument("--quick", action="store_true", help="prefixes of 1,000 events only")
+    parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    rv = room_version(args.version)
+    shapes = [(1_000, 100)] if args.quick else [(1_000, 100), (10_000, 1_000), (100_000, 10_000)]
+    header = (
+        f"# bench_vs_synapse.py  room version {rv.identifier}  python "
+        f"{platform.python_version()}  {platform.machine()}  rounds {args.rounds} x repeat "
+        f"{args.repeat}\n# prefix members changes auth_checks eventgraph_cpu_median_ms "
+        "eventgraph_cpu_p25_ms synapse_cpu_median_ms synapse_cpu_p25_ms ratio same_answer"
+    )
+    print(header, flush=True)
+    lines = [header]
+    synapse = Synapse(args.synapse_python)
+    try:
+        for prefix, members in shapes:
+            base = bench.build_prefix(rv, prefix, members)
+            for changes in (10, 100, 1_000):
+                rounds = args.rounds if changes < 1_000 else max(2, args.rounds // 3)
+                ours, theirs, same, st = row(
+                    rv, synapse, base, changes, members, rounds, args.repeat
+                )
+                om, tm = statistics.median(ours), statistics.median(theirs)
+                oq = statistics.quantiles(ours, n=4)[0]
+                tq = statistics.quantiles(theirs, n=4)[0]
+                line = (
+                    f"{prefix} {members} {changes} {st.auth_checks} {om:.2f} {oq:.2f} "
+                    f"{tm:.2f} {tq:.2f} {tm / om:.1f}x {'yes' if same else 'no'}"
+                )
+                print(line, flush=True)
+                lines.append(line)
+    finally:
+        synapse.close()
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
