@@ -6,9 +6,20 @@ day. This machine's speed drifts between days by 20% and more, and within a minu
 our code: for each room shape of ``bench_stateres.py`` (the same builder, so the same events),
 Synapse's ``resolve_events_with_store`` runs in a worker process (``synapse_worker.py``, under
 an interpreter that has ``matrix-synapse`` installed) and eventgraph's ``resolve_state`` in
-this one, in alternating rounds of ``--repeat`` resolutions each, so that both sides see the
-same slow and fast spells. Each side's figure is the median CPU time (``time.process_time``)
-of all its resolutions; the ratio is Synapse's median over ours.
+this one, in alternating rounds, so that both sides see the same slow and fast spells. Each
+round starts with one untimed resolution on each side (the other process has just run, and
+rooms of 10^4 events and more no longer sit in the shared caches), then ``--repeat`` timed ones.
+Each side's figures are the median and the minimum CPU time (``time.process_time``) of all its
+timed resolutions, and the ratios are Synapse's over ours. On this shared host the median of
+a side moves by up to 2x from one minute to the next (seen: our 10^3/10 row 0.24 ms in a
+quiet spell and 0.37 in a busy one, Synapse's 1.08 and 1.82), so the minimum — the cost
+without interference, for both sides alike — is the steadier ratio; both are reported.
+
+Synapse's store computes the auth chain difference by a plain walk, as the store of
+research/synapse-bench.md did (about 30 ms of its 10^5-event figures); its production store
+reads a chain cover index from the database instead. So each row also gives Synapse's time
+without that walk, and the ratio to it: a baseline that costs Synapse nothing for what our
+index does, the stricter comparison.
 
 Set up the baseline once (not a dependency of eventgraph; nothing of it is copied here)::
 
@@ -95,7 +106,7 @@ def row(
     members: int,
     rounds: int,
     repeat: int,
-) -> tuple[list[float], list[float], bool, _Stats]:
+) -> tuple[list[float], list[float], list[float], bool, _Stats]:
     store, s1, s2 = bench.build_fork(rv, base, changes, members)
     order = _topological(store, base.room_id)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,17 +117,20 @@ def row(
     ours_answer = _resolve(rv, [s1, s2], store, stats)  # (warm-up)
     ours: list[float] = []
     theirs: list[float] = []
+    algorithm: list[float] = []
     same = True
     for _ in range(rounds):
+        _resolve(rv, [s1, s2], store, _Stats())  # (untimed: caches warm again, as Synapse's)
         for _ in range(repeat):
             c0 = time.process_time()
             _resolve(rv, [s1, s2], store, _Stats())
             ours.append((time.process_time() - c0) * 1000)
         reply = synapse.ask({"op": "time", "repeat": repeat})
         theirs.extend(reply["cpu_ms"])
+        algorithm.extend(t - w for t, w in zip(reply["cpu_ms"], reply["walk_ms"], strict=True))
         answer = {(t, k): e for t, k, e in reply["answer"]}
         same = same and answer == ours_answer
-    return ours, theirs, same, stats
+    return ours, theirs, algorithm, same, stats
 
 
 def _topological(store: MemoryStore, room_id: str) -> list[str]:
@@ -136,8 +150,8 @@ def main() -> None:
     parser.add_argument("--synapse-python", required=True, help="a Python with matrix-synapse")
     parser.add_argument("--quick", action="store_true", help="prefixes of 1,000 events only")
     parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rv = room_version(args.version)
@@ -145,8 +159,10 @@ def main() -> None:
     header = (
         f"# bench_vs_synapse.py  room version {rv.identifier}  python "
         f"{platform.python_version()}  {platform.machine()}  rounds {args.rounds} x repeat "
-        f"{args.repeat}\n# prefix members changes auth_checks eventgraph_cpu_median_ms "
-        "eventgraph_cpu_p25_ms synapse_cpu_median_ms synapse_cpu_p25_ms ratio same_answer"
+        f"{args.repeat}\n# prefix members changes auth_checks eventgraph_median_ms "
+        "synapse_median_ms ratio synapse_without_walk_median_ms ratio eventgraph_min_ms "
+        "synapse_min_ms ratio "
+        "synapse_without_walk_min_ms ratio same_answer"
     )
     print(header, flush=True)
     lines = [header]
@@ -155,16 +171,19 @@ def main() -> None:
         for prefix, members in shapes:
             base = bench.build_prefix(rv, prefix, members)
             for changes in (10, 100, 1_000):
-                rounds = args.rounds if changes < 1_000 else max(2, args.rounds // 3)
-                ours, theirs, same, st = row(
-                    rv, synapse, base, changes, members, rounds, args.repeat
+                rounds, repeat = args.rounds, args.repeat
+                if changes >= 1_000:  # (Synapse takes up to a second and more per resolution)
+                    rounds, repeat = max(2, rounds // 3), max(3, repeat // 4)
+                ours, theirs, algorithm, same, st = row(
+                    rv, synapse, base, changes, members, rounds, repeat
                 )
                 om, tm = statistics.median(ours), statistics.median(theirs)
-                oq = statistics.quantiles(ours, n=4)[0]
-                tq = statistics.quantiles(theirs, n=4)[0]
+                am = statistics.median(algorithm)
+                omin, tmin, amin = min(ours), min(theirs), min(algorithm)
                 line = (
-                    f"{prefix} {members} {changes} {st.auth_checks} {om:.2f} {oq:.2f} "
-                    f"{tm:.2f} {tq:.2f} {tm / om:.1f}x {'yes' if same else 'no'}"
+                    f"{prefix} {members} {changes} {st.auth_checks} {om:.2f} {tm:.2f} "
+                    f"{tm / om:.1f}x {am:.2f} {am / om:.1f}x {omin:.2f} {tmin:.2f} "
+                    f"{tmin / omin:.1f}x {amin:.2f} {amin / omin:.1f}x {'yes' if same else 'no'}"
                 )
                 print(line, flush=True)
                 lines.append(line)

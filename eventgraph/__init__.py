@@ -41,6 +41,7 @@ from .graph.walks import BACKFILL_MAX_LIMIT as BACKFILL_MAX_LIMIT
 from .graph.walks import MISSING_EVENTS_MAX_LIMIT as MISSING_EVENTS_MAX_LIMIT
 from .graph.walks import backfill as backfill
 from .graph.walks import missing_events as missing_events
+from .protocols import ChainIndexDepthReader as ChainIndexDepthReader
 from .protocols import ChainIndexReader as ChainIndexReader
 from .protocols import ChainIndexReverseReader as ChainIndexReverseReader
 from .protocols import ChainLink as ChainLink
@@ -96,6 +97,7 @@ __all__ = [
     "KNOWN_ROOM_VERSIONS",
     "MISSING_EVENTS_MAX_LIMIT",
     "AuthError",
+    "ChainIndexDepthReader",
     "ChainIndexReader",
     "ChainIndexReverseReader",
     "ChainLink",

@@ -32,6 +32,12 @@ own code):
    The index holds exactly the links of the plain double loop over auth events with
    link-by-link probes (the tests hold it to that reference), so an index replayed from a
    store built by older code agrees with it.
+6. Depths are senders' claims, so the index records, per room, whether they agree with the
+   auth DAG: a room is *disordered* once an event is indexed whose depth is unknown (not given
+   to the index) or not greater than the depth of each of its same-room auth events
+   (:meth:`ChainCoverIndex.depths_descend`). Every auth path of a room that is not disordered
+   goes down in depth, so a walk may take its events a depth at a time. Indexing never waits
+   for this and no later event clears it.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ class _Kept(NamedTuple):
     room_id: str
     state_key: StateKey | None
     auth_event_ids: tuple[str, ...]
+    depth: int | None
 
 
 #: ``tuple.__new__``: makes the index's named tuples without a Python-level ``__new__`` call.
@@ -102,12 +109,15 @@ class IndexedEvent:
         room_id: the event's room.
         state_key: ``(type, state_key)`` for a state event, ``None`` otherwise.
         auth_event_ids: the event's ``auth_events`` (RV 12: with the implied create event).
+        depth: the event's ``depth``, or ``None`` if not known here (its room is then
+            disordered: rule 6).
     """
 
     event_id: str
     room_id: str
     state_key: StateKey | None
     auth_event_ids: tuple[str, ...]
+    depth: int | None = None
 
 
 class ChainCoverIndex:
@@ -146,6 +156,9 @@ class ChainCoverIndex:
         # Rule 1: an unindexed state event -> the auth IDs it still waits for, and the reverse.
         self._waiting_for: dict[str, set[str]] = {}
         self._waiters: dict[str, set[str]] = {}
+        # Rule 6: the rooms where an indexed event's depth is unknown or not above one of its
+        # same-room auth events' depths.
+        self._disordered: set[str] = set()
 
     # -- reads (the ChainIndexReader shape) ---------------------------------------------------
 
@@ -197,6 +210,12 @@ class ChainCoverIndex:
                 out[chain] = tuple(into[start:end])
         return out
 
+    def depths_descend(self, room_ids: Collection[str]) -> bool:
+        """Whether no room of ``room_ids`` is disordered (rule 6): in each, every indexed
+        event's depth is greater than its same-room auth events' depths (a room the index has
+        never seen qualifies: it holds no event)."""
+        return self._disordered.isdisjoint(room_ids)
+
     def not_indexed(self, event_ids: Collection[str]) -> set[str]:
         """The IDs among ``event_ids`` that have no position (stored or not).
 
@@ -227,7 +246,9 @@ class ChainCoverIndex:
         into the target chain's reverse links per link made), amortised over the
         events a late arrival releases.
         """
-        self.add_fields(event.event_id, event.room_id, event.state_key, event.auth_event_ids)
+        self.add_fields(
+            event.event_id, event.room_id, event.state_key, event.auth_event_ids, event.depth
+        )
 
     def add_fields(
         self,
@@ -235,6 +256,7 @@ class ChainCoverIndex:
         room_id: str,
         state_key: StateKey | None,
         auth_event_ids: tuple[str, ...],
+        depth: int | None = None,
     ) -> None:
         """:meth:`add` given the fields of an :class:`IndexedEvent`; the same, but an event
         that is not a state event and that no event waits for (most of them: messages) costs
@@ -256,7 +278,7 @@ class ChainCoverIndex:
             if not self._waiters.get(event_id):
                 self._waiters.pop(event_id, None)
         if state_key is not None:
-            events[event_id] = _new(_Kept, (room_id, state_key, auth_event_ids))
+            events[event_id] = _new(_Kept, (room_id, state_key, auth_event_ids, depth))
             positions = self._positions
             blockers: set[str] | None = None
             for a in auth_event_ids:
@@ -324,6 +346,12 @@ class ChainCoverIndex:
         latest = -1  # the latest order among the candidates
         chain = 0
         seq = 1
+        # Rule 6: compare depths unless the room is disordered already.
+        depth = event.depth
+        disordered = self._disordered
+        if depth is None:
+            disordered.add(room_id)
+        compare = room_id not in disordered
         for a in event.auth_event_ids:
             place = positions.get(a)
             if place is None or a in targets:
@@ -331,6 +359,9 @@ class ChainCoverIndex:
             kept = events[a]  # (an indexed event is a state event the index keeps)
             if kept.room_id != room_id:
                 continue
+            if compare and kept.depth >= depth:  # type: ignore[operator]  # (not None: rule 6)
+                disordered.add(room_id)
+                compare = False
             targets.append(a)
             places.append(place)
             c, s = place
@@ -594,6 +625,19 @@ class ChainCoverIndex:
             raise StoreError(msg)
         if set(self._waiting_for) != set(events) - indexed:
             raise StoreError("the chain index's waiting list disagrees with its events")
+        disordered = set()  # rule 6, recomputed
+        for event_id in indexed:
+            ev = events[event_id]
+            for a in ev.auth_event_ids:
+                kept = events.get(a)
+                if kept is None or kept.room_id != ev.room_id:
+                    continue
+                if ev.depth is None or kept.depth is None or kept.depth >= ev.depth:
+                    disordered.add(ev.room_id)
+            if ev.depth is None:
+                disordered.add(ev.room_id)
+        if disordered != self._disordered:
+            raise StoreError("the chain index's disordered rooms disagree with its events")
         for chain, chain_members in self._members.items():
             for n, member in enumerate(chain_members, start=1):
                 if self._positions.get(member) != ChainPosition(chain, n):

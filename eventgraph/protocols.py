@@ -24,6 +24,7 @@ from .events.event import Event
 from .events.room_versions import RoomVersion
 
 __all__ = [
+    "ChainIndexDepthReader",
     "ChainIndexReader",
     "ChainIndexReverseReader",
     "ChainLink",
@@ -252,6 +253,25 @@ class ChainIndexReverseReader(ChainIndexReader, Protocol):
         """The stored events among ``event_ids`` that the index does not hold (events that are
         not state events, or wait for an auth event: contract rule 1 of
         :class:`ChainIndexReader`). Unknown IDs are left out."""
+        ...
+
+
+@runtime_checkable
+class ChainIndexDepthReader(ChainIndexReader, Protocol):
+    """Says whether rooms' depths agree with their auth DAG (optional, on top of
+    :class:`ChainIndexReader`).
+
+    ``depth`` is a sender's claim, not checked on receipt, so a walk may take the events of the
+    auth DAG a depth at a time (every event after the events it is an auth event of) only in a
+    room where no indexed event has a depth at or below one of its same-room auth events'.
+    With it, :func:`~eventgraph.graph.auth_chain.auth_chain_difference_split` of a small fork
+    walks down from both sides at once and stops where they meet.
+    """
+
+    def auth_depths_descend(self, room_ids: Collection[str], /) -> bool:
+        """``True`` only if, in each of these rooms, every event the index holds has a greater
+        depth than each of its auth events stored in the same room. A store may always answer
+        ``False`` (the walks then take another way)."""
         ...
 
 

@@ -421,6 +421,25 @@ def _every_path(store: MemoryStore, sets: list[list[str]], inclusive: bool) -> l
     assert not isinstance(forward, ChainIndexReverseReader)
     out.append(ac.auth_chain_difference(forward, sets, inclusive=inclusive))
     out.append(ac.bfs_auth_chain_difference(store, sets, inclusive=inclusive))
+    if len(sets) >= 2:
+        shared = set(sets[0]).intersection(*sets[1:])
+        out.append(ac.auth_chain_difference_split(store, shared, sets, inclusive=inclusive))
+        if inclusive:
+            out.extend(_coloured(store, sets))
+    return out
+
+
+def _coloured(store: MemoryStore, sets: list[list[str]]) -> list[frozenset[str]]:
+    """The colouring walk's answers, started from the shared events and not (those it gave)."""
+    shared = set(sets[0]).intersection(*sets[1:])
+    extras = [set(s) - shared for s in sets]
+    out = []
+    for most_shared in (ac._COLOUR_MAX_SHARED, -1):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ac, "_COLOUR_MAX_SHARED", most_shared)
+            got = ac._coloured_difference(store, shared, extras)
+        if got is not None:
+            out.append(got)
     return out
 
 
@@ -453,6 +472,99 @@ def test_split_difference_equals_bfs_and_spec(
     expected = ref_difference(events, sets, inclusive)
     for got in _every_path(store, sets, inclusive):
         assert expected == got
+
+
+@st.composite
+def _honest_fork(draw: st.DrawFn) -> tuple[RoomDag, list[list[str]]]:
+    """State sets of state events in a room whose depths are honest and whose events are all
+    stored in order (so every one is indexed): the colouring walk's own case."""
+    dag = draw(
+        room_dags(
+            lying_depth_rate=0,
+            depth_above_auth=True,
+            gap_rate=0,
+            state_rate=draw(st.sampled_from([0.6, 1.0])),
+            max_auths=4,
+            max_events=30,
+        )
+    )
+    # (the room's own state events: an RV 12 event of the other room waits unindexed for
+    # its room's create event, which the generator never makes)
+    pool = sorted(
+        e.event_id for e in dag.events if e.state_key is not None and e.room_id == dag.room_id
+    )
+    common = draw(st.lists(st.sampled_from(pool), max_size=12))
+    sets = [
+        common + draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+        for _ in range(draw(st.integers(2, 4)))
+    ]
+    return dag, sets
+
+
+@settings(max_examples=200, deadline=None)
+@given(_honest_fork())
+def test_colouring_walk_answers_where_depths_descend(case: tuple[RoomDag, list[list[str]]]) -> None:
+    """In a room whose depths descend along auth edges, the colouring walk answers — started
+    from the shared events, and from the others only with the upward search for the rest —
+    and equals the spec reference; with a lying depth added, the store says so."""
+    dag, sets = case
+    store = MemoryStore()
+    dag.store_into(store)
+    assert store.auth_depths_descend([dag.room_id, dag.other_room_id])
+    events = {e.event_id: e for e in dag.events}
+    expected = ref_difference(events, sets, inclusive=True)
+    got = _coloured(store, sets)
+    assert got == [expected, expected]
+    # One more event, whose depth is not above its auth event's: the room is disordered, and
+    # the walk leaves the answer to the index.
+    create = dag.events[0]
+    liar = make_event(
+        "$liar",
+        room_id=dag.room_id,
+        version=dag.room_version,
+        auth=[create.event_id],
+        prev=[create.event_id],
+        depth=create.depth,
+        state_key="liar",
+    )
+    store.add_events([liar])
+    assert not store.auth_depths_descend([dag.room_id])
+    assert store.auth_depths_descend([dag.other_room_id]) == (
+        not any(e.room_id == dag.other_room_id and e.depth is None for e in dag.events)
+    )
+    after = _coloured(store, sets)
+    assert all(got == expected for got in after)
+    in_room = all(events[e].room_id == dag.room_id for s in sets for e in s)
+    if in_room and any(set(s) != set(sets[0]) for s in sets):
+        assert after == []
+    assert (
+        ac.auth_chain_difference_split(
+            store, set(sets[0]).intersection(*sets[1:]), sets, inclusive=True
+        )
+        == expected
+    )
+
+
+def test_depths_descend_is_kept_per_room_and_for_good() -> None:
+    """Rule 6 of the chain index: a room is disordered once an indexed event's depth is not
+    above a same-room auth event's, whichever arrived first; never again ordered; other rooms
+    and rooms never seen are not affected."""
+    store = MemoryStore()
+    assert store.auth_depths_descend(["!room:a.example", "!never:a.example"])
+    store.add_events([make_event("$c", depth=1, state_key="c")])
+    # $b waits for $a (not stored yet); $a then arrives deeper than $b: disordered on indexing.
+    store.add_events([make_event("$b", auth=["$c", "$a"], depth=3, state_key="b")])
+    assert store.auth_depths_descend(["!room:a.example"])
+    store.add_events([make_event("$a", auth=["$c"], depth=5, state_key="a")])
+    assert not store.auth_depths_descend(["!room:a.example"])
+    assert store.auth_depths_descend(["!never:a.example"])
+    store.add_events([make_event("$d", auth=["$c"], depth=9, state_key="d")])
+    assert not store.auth_depths_descend(["!room:a.example"])
+    store.check_invariants()
+    other = MemoryStore()
+    other.add_events([make_event("$c", depth=1, state_key="c")])
+    other.add_events([make_event("$e", auth=["$c"], depth=1, state_key="e")])  # equal: no
+    assert not other.auth_depths_descend(["!room:a.example"])
 
 
 def _hand_store(events: list[tuple[str, str, list[str]]]) -> MemoryStore:

@@ -241,6 +241,11 @@ class MemoryStore:
         facts = self._facts
         return {i for i in self._chain_index.not_indexed(event_ids) if i in facts}
 
+    # -- ChainIndexDepthReader ----------------------------------------------------------------
+
+    def auth_depths_descend(self, room_ids: Collection[str], /) -> bool:
+        return self._chain_index.depths_descend(room_ids)
+
     # -- conveniences for tools ---------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -349,7 +354,7 @@ class MemoryStore:
             )
             if old is None and (key is not None or event_id in awaited):
                 # (else the index would do nothing: see ChainCoverIndex.add_fields)
-                chain_index.add_fields(event_id, room_id, key, event.auth_event_ids)
+                chain_index.add_fields(event_id, room_id, key, event.auth_event_ids, depth)
             if outlier:
                 continue
             # A non-outlier joins the DAG: edges, then extremities (rule 3).

@@ -179,6 +179,7 @@ def room_dags(
     lying_depth_rate: float | None = None,
     foreign_rate: float | None = None,
     state_rate: float | None = None,
+    depth_above_auth: bool = False,
 ) -> RoomDag:
     """A strategy for room DAGs drawn in topological order (module rule 1).
 
@@ -202,6 +203,9 @@ def room_dags(
             instead of one more than its deepest prev.
         foreign_rate: how often an event belongs to another room (edges cross rooms both ways).
         state_rate: how often an event is a state event.
+        depth_above_auth: each (truthful) depth is also above the depths of the event's auth
+            events, as in rooms whose auth events are prev ancestors (real rooms: auth events
+            come from the state before the event).
 
     >>> from hypothesis import find
     >>> dag = find(room_dags(room_versions=["12"], min_events=3), lambda d: len(d.events) >= 3)
@@ -257,7 +261,8 @@ def room_dags(
         )
         if rv.room_id_is_create_event_id and not in_other:
             auth_idx = [a for a in auth_idx if a != 0]  # implied by the room ID (RV 12)
-        depth = min(max((depths[p] for p in prev_idx), default=0) + 1, rv.max_depth)
+        below = prev_idx + auth_idx if depth_above_auth else prev_idx
+        depth = min(max((depths[p] for p in below), default=0) + 1, rv.max_depth)
         if _hit(draw, lying):
             depth = draw(st.sampled_from((0, 1, rv.max_depth, depth - 1, depth + 5)))
             depth = min(max(depth, 0), rv.max_depth)
