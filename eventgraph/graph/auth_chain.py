@@ -808,12 +808,11 @@ def _coloured_difference(
                 old = colour.get(a)
                 if old is None:
                     if c != full and a in shared:  # (met, when not started from)
-                        c_a = full
+                        colour[a] = full
                     else:
-                        c_a = c
+                        colour[a] = c
                         if c != full:
                             partial += 1
-                    colour[a] = c_a
                     heappush(heap, (-fa.depth, a))
                 elif old | c != old:
                     colour[a] = old | c
@@ -828,9 +827,9 @@ def _coloured_difference(
     if not _reads_both_ways(store) or store.get_unindexed(shared):
         return None
     ranges: dict[int, tuple[int, int]] = {}
-    for c, q in store.get_chain_positions(out).values():
-        low, high = ranges.get(c, (q, q))
-        ranges[c] = (min(low, q), max(high, q))
+    for chain_id, sequence in store.get_chain_positions(out).values():
+        low, high = ranges.get(chain_id, (sequence, sequence))
+        ranges[chain_id] = (min(low, sequence), max(high, sequence))
     search = _UpwardSearch(store, shared, _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE)
     kept, known = _drop_below_shared(
         store,
