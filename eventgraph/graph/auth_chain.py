@@ -269,10 +269,6 @@ def auth_chain_difference_split(
     if in_every:
         common = common | in_every
     rest = [x.difference(common) for x in parts]
-    if inclusive and sum(map(len, rest)) <= _COLOUR_MAX_EXTRAS and _reads_depth_order(store):
-        found = _coloured_difference(store, common, rest)
-        if found is not None:
-            return found
     if _reads_forward(store):
         return _split_difference(store, common, rest, inclusive)
     return bfs_auth_chain_difference(store, [common | x for x in rest], inclusive=inclusive)
@@ -640,17 +636,7 @@ def _indexed_auth_chain_difference(
         return frozenset()
     sets = [s if isinstance(s, (set, frozenset)) else set(s) for s in state_sets]
     shared = set(sets[0]).intersection(*sets[1:])
-    extras = [s.difference(shared) for s in sets]
-    if (
-        inclusive
-        and sum(map(len, extras)) <= _COLOUR_MAX_EXTRAS
-        and (upward or len(shared) <= _COLOUR_MAX_SHARED)  # (walking down: no upward search)
-        and _reads_depth_order(store)
-    ):
-        found = _coloured_difference(store, shared, extras)
-        if found is not None:
-            return found
-    return _split_difference(store, shared, extras, inclusive, upward)
+    return _split_difference(store, shared, [s.difference(shared) for s in sets], inclusive, upward)
 
 
 def _split_difference(
@@ -664,6 +650,15 @@ def _split_difference(
     ``upward=False`` never searches upwards (U is walked down)."""
     if not any(extras):
         return frozenset()  # every set holds the same events
+    if (
+        inclusive
+        and sum(map(len, extras)) <= _COLOUR_MAX_EXTRAS
+        and (upward or len(shared) <= _COLOUR_MAX_SHARED)  # (its other way searches upwards)
+        and _reads_depth_order(store)
+    ):
+        found = _coloured_difference(store, shared, extras)
+        if found is not None:
+            return found
     walks = [_Reach() for _ in extras]
     everything = set().union(*extras)
     placed = store.get_chain_positions(everything)  # one round trip for every set
@@ -695,8 +690,7 @@ def _split_difference(
             loose -= _split(store, unindexed_shared, inclusive=inclusive, walk=below)[0]
             _materialize(store, [below], links)
         if candidates:
-            budget = _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE
-            search = _UpwardSearch(store, shared, budget)
+            search = _UpwardSearch(store, shared)
             candidates, known = _drop_below_shared(
                 store, search, candidates, below, links, inclusive=inclusive
             )
@@ -830,10 +824,9 @@ def _coloured_difference(
     for chain_id, sequence in store.get_chain_positions(out).values():
         low, high = ranges.get(chain_id, (sequence, sequence))
         ranges[chain_id] = (min(low, sequence), max(high, sequence))
-    search = _UpwardSearch(store, shared, _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE)
     kept, known = _drop_below_shared(
         store,
-        search,
+        _UpwardSearch(store, shared),
         {c: (low - 1, high) for c, (low, high) in ranges.items()},
         _Reach(),
         {},
@@ -897,10 +890,10 @@ class _UpwardSearch:
     so skipping tested members loses nothing.
     """
 
-    def __init__(self, store: _ReverseStore, shared: AbstractSet[str], budget: int) -> None:
+    def __init__(self, store: _ReverseStore, shared: AbstractSet[str]) -> None:
         self.store = store
         self.shared = shared
-        self.budget = budget
+        self.budget = _UPWARD_BUDGET_FACTOR * len(shared) + _UPWARD_BUDGET_BASE
         self.work = 0
         self.tested: dict[int, tuple[int, int]] = {}
         self.clear: dict[int, int] = {}
