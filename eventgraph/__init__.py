@@ -52,6 +52,7 @@ from .protocols import EventReader as EventReader
 from .protocols import EventStateGroups as EventStateGroups
 from .protocols import EventStore as EventStore
 from .protocols import EventWriter as EventWriter
+from .protocols import FlaggedEventsReader as FlaggedEventsReader
 from .protocols import GraphReader as GraphReader
 from .protocols import RoomStore as RoomStore
 from .protocols import StateGroupChangesReader as StateGroupChangesReader
@@ -114,6 +115,7 @@ __all__ = [
     "EventStateGroups",
     "EventStore",
     "EventWriter",
+    "FlaggedEventsReader",
     "FrozenDict",
     "GraphReader",
     "GroupResolution",

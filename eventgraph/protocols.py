@@ -34,6 +34,7 @@ __all__ = [
     "EventReader",
     "EventStore",
     "EventWriter",
+    "FlaggedEventsReader",
     "GraphReader",
 ]
 
@@ -79,6 +80,24 @@ class EventReader(Protocol):
 
     def get_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
         """The graph facts of the stored events among ``event_ids`` (unknown IDs are absent)."""
+        ...
+
+
+@runtime_checkable
+class FlaggedEventsReader(Protocol):
+    """Tells which of some stored events are outliers or rejected (optional, on top of
+    :class:`EventReader`).
+
+    Most stored events are neither. A caller that needs only those two flags of many events
+    — the ingest pipeline asks them of every auth event a batch names, to apply the auth rule
+    about rejected auth events — reads them here without a :class:`EventFacts` for each of
+    the others: an ID absent from the answer is either not stored (:meth:`EventReader.get_events`
+    tells) or stored, connected and not rejected.
+    """
+
+    def get_flagged_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        """The facts of the stored events among ``event_ids`` that are outliers or rejected
+        (or both), as :meth:`EventReader.get_facts` gives them; unknown IDs are omitted."""
         ...
 
 

@@ -85,6 +85,7 @@ from .events.redaction import redact
 from .events.room_versions import EventIdFormat, RoomVersion, room_version
 from .protocols import (
     EventStateGroups,
+    FlaggedEventsReader,
     RoomStore,
     StateGroupChangesReader,
     StateGroupDraft,
@@ -428,6 +429,7 @@ class _Run:
         self._presence_reader = (
             self.store if isinstance(self.store, StateKeyPresenceReader) else None
         )
+        self._flags_reader = self.store if isinstance(self.store, FlaggedEventsReader) else None
         self._lookups: dict[int, dict[StateKey, str | None]] = {}
         # The stored auth events and prev events' state groups the batch names, read in one
         # call each before its events are processed (fast path: both are immutable once
@@ -1007,11 +1009,24 @@ class _Run:
         store = self.store
         if auth_ids:
             wanted = sorted(auth_ids)
-            self._stored_events.update(store.get_events(wanted))
+            found = store.get_events(wanted)
+            self._stored_events.update(found)
             rejected = self._rejected
-            for event_id, facts in store.get_facts(wanted).items():
-                if not facts.outlier:
-                    rejected[event_id] = facts.rejected is not None
+            flags = self._flags_reader
+            if flags is not None:
+                # The few outliers and rejected events among them; the others found are
+                # connected and not rejected.
+                flagged = flags.get_flagged_facts(wanted)
+                for event_id in found:
+                    facts = flagged.get(event_id)
+                    if facts is None:
+                        rejected[event_id] = False
+                    elif not facts.outlier:
+                        rejected[event_id] = facts.rejected is not None
+            else:
+                for event_id, facts in store.get_facts(wanted).items():
+                    if not facts.outlier:
+                        rejected[event_id] = facts.rejected is not None
         if prev_ids:
             self._stored_groups.update(store.get_event_state_groups(sorted(prev_ids)))
 

@@ -173,7 +173,7 @@ def test_fast_path_reads_auth_events_a_batch_at_a_time(monkeypatch: pytest.Monke
     room = Room(store, "11", verifier=TRUST)
     room.add(pdus[:300])
     calls: dict[str, int] = {}
-    for name in ("get_events", "get_facts", "get_event_state_groups"):
+    for name in ("get_events", "get_facts", "get_flagged_facts", "get_event_state_groups"):
         original = getattr(store, name)
 
         def counted(*args: Any, _name: str = name, _f: Any = original, **kw: Any) -> Any:
