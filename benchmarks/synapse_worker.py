@@ -25,16 +25,44 @@ The store is the one research/synapse-bench.md measured with: events from a dict
 chain difference (and v2.1's conflicted subgraph) computed by a plain walk over the events'
 ``auth_events`` (Synapse's production store reads a chain cover index from its database
 instead; in its test store, as here, the walk is part of the time).
+
+Per-event costs (``bench_ingest_vs_synapse.py``): Synapse's work on each received PDU before
+any storage — parsing it into an event with its event ID, and the authorization rules against
+the event's own auth events (spec, server-server API, "Checks performed on receipt of a PDU",
+check 4; room version 11 authorization rules) — on exactly the PDUs our pipeline ingests:
+
+* ``{"op": "load_pdus", "version": "11", "path": F}``: F holds one JSON line per PDU, in the
+  order our pipeline took them, ``{"id": ours, "status": s, "part": k, "pdu": {...}}``: our
+  event ID, our pipeline's outcome, and the part of the room the PDU is measured in (``-1``:
+  not measured, only the auth event of a measured one). Every PDU is made into a Synapse event
+  (untimed) for the store the auth rules read from, marked rejected where our pipeline rejected
+  it (Synapse too stores rejected events, and its auth rules refuse them as auth events).
+  Answer: ``{"events": n, "measured": m, "id_differences": [[ours, theirs], ...],
+  "unparsed": [[ours, error], ...]}`` (IDs compared for every PDU; empty lists when all agree).
+* ``{"op": "time_pdus"}``: per part, the CPU time (``time.process_time``) of (a) making each
+  measured PDU into an event with ``make_event_from_dict`` and reading its ``event_id``, and
+  (b) on those events, ``check_state_independent_auth_rules`` (with the store) then
+  ``check_state_dependent_auth_rules`` against the events named by ``auth_events``, as Synapse's
+  federation handler calls them. Answer: ``{"parts": [[part, events, parse_us, auth_us], ...],
+  "rejected": [[ours, message], ...]}`` with µs per event, and the events Synapse's rules
+  refused. The loaded store is frozen out of the cyclic collector (``gc.freeze()``, as Synapse
+  does at start-up).
+
+These PDUs carry our event IDs in ``prev_events`` and ``auth_events``. Synapse's IDs are the
+same reference hashes (room versions 3 and later), so nothing is remapped; the store is keyed by
+our IDs so that an ID difference (reported) cannot hide the auth check of later events.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
 from typing import Any
 
-import synapse.event_auth  # noqa: F401  (imported first: synapse.state imports it circularly)
+import synapse.event_auth  # (imported first: synapse.state imports it circularly)
+from synapse.api.errors import SynapseError
 from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
 from synapse.events import make_event_from_dict
 from synapse.state import v2
@@ -134,8 +162,101 @@ def _resolve(rv: Any, store: _Store, sets: list[dict[Any, str]]) -> dict[Any, st
     raise RuntimeError("the resolution waited for something")
 
 
+class _AuthStore:
+    """The one store method Synapse's state-independent auth rules call, over a dict."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, Any] = {}
+
+    async def get_events(
+        self,
+        event_ids: Any,
+        redact_behaviour: Any = None,
+        get_prev_content: bool = False,
+        allow_rejected: bool = False,
+    ) -> dict[str, Any]:
+        events = self.events
+        return {
+            e: events[e]
+            for e in event_ids
+            if e in events and (allow_rejected or events[e].rejected_reason is None)
+        }
+
+
+class _Pdus:
+    """The PDUs of ``load_pdus``: the store of events, and the measured PDUs by part."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.rv = KNOWN_ROOM_VERSIONS[request["version"]]
+        self.store = _AuthStore()
+        self.parts: dict[int, list[tuple[str, dict[str, Any]]]] = {}
+        self.id_differences: list[list[str]] = []
+        self.unparsed: list[list[str]] = []
+        with open(request["path"], encoding="utf-8") as f:
+            for line in f:
+                item = json.loads(line)
+                ours, pdu = item["id"], item["pdu"]
+                rejected = "auth_error" if item["status"] == "rejected" else None
+                try:
+                    event = make_event_from_dict(pdu, self.rv, rejected_reason=rejected)
+                    theirs = event.event_id
+                except (SynapseError, ValueError) as e:
+                    self.unparsed.append([ours, str(e)])
+                    continue
+                if theirs != ours:
+                    self.id_differences.append([ours, theirs])
+                self.store.events[ours] = event
+                if item["part"] >= 0:
+                    self.parts.setdefault(item["part"], []).append((ours, pdu))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "events": len(self.store.events),
+            "measured": sum(len(p) for p in self.parts.values()),
+            "id_differences": self.id_differences,
+            "unparsed": self.unparsed,
+        }
+
+    def time(self) -> dict[str, Any]:
+        """Parse, then auth, each part's PDUs, timed per part (see the module docstring)."""
+        rv, store, events = self.rv, self.store, self.store.events
+        independent = synapse.event_auth.check_state_independent_auth_rules
+        dependent = synapse.event_auth.check_state_dependent_auth_rules
+        parts: list[list[float]] = []
+        rejected: list[list[str]] = []
+        for part, items in sorted(self.parts.items()):
+            pdus = [pdu for _, pdu in items]
+            c0 = time.process_time()
+            made = []
+            for pdu in pdus:
+                event = make_event_from_dict(pdu, rv)
+                event.event_id  # noqa: B018  (the reference hash: part of the parse)
+                made.append(event)
+            c1 = time.process_time()
+            for event, (ours, _) in zip(made, items, strict=True):
+                try:
+                    _run(independent(store, event))
+                    dependent(event, [events[a] for a in event.auth_event_ids()])
+                except RuntimeError as e:  # (AuthError; or an auth event missing from the store)
+                    rejected.append([ours, f"{type(e).__name__}: {e}"])
+            c2 = time.process_time()
+            n = len(pdus)
+            parts.append([part, n, (c1 - c0) * 1e6 / n, (c2 - c1) * 1e6 / n])
+        return {"parts": parts, "rejected": rejected}
+
+
+def _run(coroutine: Any) -> Any:
+    """The value of a coroutine that never waits (our store answers at once)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the coroutine waited for something")
+
+
 def main() -> None:
     loaded: Any = None
+    pdus: _Pdus | None = None
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "load":
@@ -156,6 +277,18 @@ def main() -> None:
                 "walk_ms": walk,
                 "answer": [[t, k, back[e]] for (t, k), e in answer.items()],
             }
+        elif request["op"] == "load_pdus":
+            pdus = None  # (the previous room's events go first)
+            gc.unfreeze()
+            pdus = _Pdus(request)
+            # As Synapse at start-up (synapse.app._base): what is loaded leaves the collector's
+            # generations, as our side freezes its store after each batch.
+            gc.collect()
+            gc.freeze()
+            reply = pdus.summary()
+        elif request["op"] == "time_pdus":
+            assert pdus is not None
+            reply = pdus.time()
         else:
             raise ValueError(request["op"])
         sys.stdout.write(json.dumps(reply) + "\n")
