@@ -1075,14 +1075,21 @@ class _Run:
         if len(auth) < len(distinct_auth):
             return None  # missing auth events: the plain path reports them
         listed = event.prev_event_ids
-        prevs = listed if len(listed) == 1 else tuple(dict.fromkeys(listed))
-        groups = self._groups(prevs)
-        if not prevs or len(groups) < len(prevs):
-            return None
-        if len(groups) == 1:
-            (only,) = groups.values()
+        if len(listed) == 1:
+            # One prev (most events): :meth:`_groups` without building mappings.
+            prevs = listed
+            (prev,) = listed
+            only = self._pending_groups.get(prev) or self._stored_groups.get(prev)
+            if only is None:
+                only = self.store.get_event_state_groups(prevs).get(prev)
+                if only is None:
+                    return None
             before = only.after
         else:
+            prevs = tuple(dict.fromkeys(listed))
+            groups = self._groups(prevs)
+            if not prevs or len(groups) < len(prevs):
+                return None
             afters = {g.after for g in groups.values()}
             if len(afters) != 1:
                 return None  # a resolution
