@@ -1075,6 +1075,7 @@ class _Run:
         if len(auth) < len(distinct_auth):
             return None  # missing auth events: the plain path reports them
         listed = event.prev_event_ids
+        prevs: tuple[str, ...]
         if len(listed) == 1:
             # One prev (most events): :meth:`_groups` without building mappings.
             prevs = listed
