@@ -769,3 +769,24 @@ def test_state_group_shapes_equal_memory_under_branching_multi_draft_writes(seed
         assert sqlite.get_state([a])[a] == memory.get_state([b])[b]
     sqlite.check_invariants()
     sqlite.close()
+
+
+def test_flagged_facts_agree_with_memory_store() -> None:
+    """``get_flagged_facts``: the outliers and rejected events among the IDs asked, as the
+    MemoryStore gives them, through an outlier stored, a rejection, and outliers connected
+    later (one rejected when connected, one not)."""
+    events = list(generate_room("11", events=40, members=6, seed=5))
+    ids = [e.event_id for e in events]
+    stores: list[SqliteStore | MemoryStore] = [SqliteStore(":memory:"), MemoryStore()]
+    for store in stores:
+        store.add_events(events[:20], outliers=[ids[12], ids[15]], rejected={ids[7]: "test"})
+        store.add_events(events[12:13], rejected={ids[12]: "connected, rejected"})
+        store.add_events(events[15:16])
+        store.add_events(events[20:], rejected={ids[30]: "test"})
+    asked = [*ids, "$unknown:example"]
+    answers = [dict(store.get_flagged_facts(asked)) for store in stores]
+    assert answers[0] == answers[1]
+    assert set(answers[0]) == {ids[7], ids[12], ids[30]}
+    sqlite = stores[0]
+    assert isinstance(sqlite, SqliteStore)
+    sqlite.close()

@@ -537,11 +537,16 @@ class SqliteStore:
 
         Complexity: one statement per chunk of IDs; no PDU is parsed.
         """
+        return self._facts_where(event_ids, "")
+
+    def _facts_where(self, event_ids: Collection[str], condition: str) -> dict[str, EventFacts]:
+        """The facts of the stored events among ``event_ids`` whose row meets ``condition``
+        (SQL added to the WHERE clause, on the ``events`` table as ``e``)."""
         ids = _string_ids(event_ids)
         rows = self._read_in(
             "SELECT e.event_id, r.room_id, e.depth, e.prev_ids, e.auth_ids, e.is_state, "
             "e.outlier, e.rejected, e.soft_failed, e.arrival FROM events e "
-            "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})",
+            "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.event_id IN ({ids})" + condition,
             ids,
         )
         ids_of = _decode_ids
@@ -560,6 +565,16 @@ class SqliteStore:
             )
             for row in rows
         }
+
+    # -- FlaggedEventsReader -------------------------------------------------------------------
+
+    def get_flagged_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        """The facts of the outliers and rejected events among ``event_ids``.
+
+        Complexity: one statement per chunk of IDs (each ID one primary-key probe, as
+        :meth:`get_facts`), rows decoded only for the flagged events (few).
+        """
+        return self._facts_where(event_ids, " AND (e.outlier = 1 OR e.rejected IS NOT NULL)")
 
     # -- GraphReader --------------------------------------------------------------------------
 
