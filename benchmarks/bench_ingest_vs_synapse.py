@@ -21,7 +21,8 @@ Synapse's Rust event; its federation receive path, ``event_from_pdu_json``, also
 depth and, from room version 6, that the values are canonical JSON — not timed here, so
 Synapse's figure is if anything low, the target strict. Its auth cost grows with the power
 levels' ``users`` map, which this room's grows from 26 to 121 entries over 10^5 events: each
-read of a Rust event's content builds a Python dict.)
+``content.get("users")`` of a Rust event builds that map anew, 4 µs at 26 entries and 18 µs at
+121 on this machine.)
 Rooms up to 10^5 events: every PDU is measured on Synapse's side; larger rooms: every k-th PDU
 of each part (``--every``, default 10 above 10^5: Synapse's cost per event does not grow with
 the room, a sample of 2,000 per part suffices and keeps the worker's memory small), with the
