@@ -118,6 +118,9 @@ _COMMON_ORDER = (
     "unsigned",
 )
 _COMMON_KEYS = frozenset(_COMMON_ORDER)
+# The two usual layouts, keys in canonical order: without and with ``state_key``.
+_SORTED_PLAIN = tuple(k for k in _COMMON_ORDER if k not in ("state_key", "unsigned"))
+_SORTED_STATE = tuple(k for k in _COMMON_ORDER if k != "unsigned")
 # The required keys of the common layout, fetched in one call, and their types.
 _COMMON_GET = operator.itemgetter(
     "type",
@@ -131,7 +134,11 @@ _COMMON_GET = operator.itemgetter(
     "hashes",
     "signatures",
 )
-_COMMON_TYPES = (str, str, str, dict, int, int, list, list, dict, dict)
+_sha256 = hashlib.sha256
+#: The quoted text of auth event IDs the fast path has checked (see ``_parse_common``); cleared
+#: when full. A 44-character ID and its text take ~250 bytes: at most ~1 MB.
+_AUTH_ID_TEXT: dict[str, str] = {}
+_AUTH_ID_TEXT_SIZE = 4096
 _NOTHING_KEPT: dict[str, JsonValue] = {}  # read-only: the redacted content of most types
 # Top-level keys whose values the parser checks one by one (the rest get a generic check).
 _CHECKED_TOP_LEVEL = _KNOWN_TOP_LEVEL - _UNSIGNED_PARTS
@@ -738,35 +745,85 @@ def _parse_common(
     """
     if type(pdu) is not dict or rv.event_id_format is _SERVER_ASSIGNED:
         return None
-    if not _COMMON_KEYS.issuperset(pdu):
-        return None  # event_id, redacts before RV 11, or keys unknown to the format
-    try:
-        values = _COMMON_GET(pdu)
-    except KeyError:
-        return None  # a required key is missing (or a RV 12 create event: no room_id)
-    if tuple(map(type, values)) != _COMMON_TYPES:
-        return None
-    (
-        event_type,
-        sender,
-        room_id,
-        raw_content,
-        depth,
-        origin_server_ts,
-        prev,
-        auth,
-        hashes,
-        signatures,
-    ) = values
-    state_key = pdu.get("state_key")
-    if state_key is None:
-        if "state_key" in pdu:
+    keys = tuple(pdu)
+    if keys == _SORTED_PLAIN:
+        # Keys in canonical order (as most senders write them): the values in one unpacking,
+        # no lookup by key.
+        (
+            auth,
+            raw_content,
+            depth,
+            hashes,
+            origin_server_ts,
+            prev,
+            room_id,
+            sender,
+            signatures,
+            event_type,
+        ) = pdu.values()
+        state_key = None
+        unsigned = None
+        has_unsigned = False
+    elif keys == _SORTED_STATE:
+        (
+            auth,
+            raw_content,
+            depth,
+            hashes,
+            origin_server_ts,
+            prev,
+            room_id,
+            sender,
+            signatures,
+            state_key,
+            event_type,
+        ) = pdu.values()
+        if type(state_key) is not str:
             return None
-        longest = max(len(event_type), len(sender), len(room_id))
-    elif type(state_key) is str:
-        longest = max(len(event_type), len(sender), len(room_id), len(state_key))
+        unsigned = None
+        has_unsigned = False
     else:
+        if not _COMMON_KEYS.issuperset(keys):
+            return None  # event_id, redacts before RV 11, or keys unknown to the format
+        try:
+            (
+                event_type,
+                sender,
+                room_id,
+                raw_content,
+                depth,
+                origin_server_ts,
+                prev,
+                auth,
+                hashes,
+                signatures,
+            ) = _COMMON_GET(pdu)
+        except KeyError:
+            return None  # a required key is missing (or a RV 12 create event: no room_id)
+        state_key = pdu.get("state_key")
+        if state_key is not None and type(state_key) is not str:
+            return None
+        if state_key is None and "state_key" in pdu:
+            return None
+        unsigned = pdu.get("unsigned")
+        has_unsigned = "unsigned" in pdu
+    if (
+        type(event_type) is not str
+        or type(sender) is not str
+        or type(room_id) is not str
+        or type(raw_content) is not dict
+        or type(depth) is not int
+        or type(origin_server_ts) is not int
+        or type(prev) is not list
+        or type(auth) is not list
+        or type(hashes) is not dict
+        or type(signatures) is not dict
+    ):
         return None
+    if state_key is None:
+        longest = max(len(event_type), len(sender), len(room_id))
+    else:
+        longest = max(len(event_type), len(sender), len(room_id), len(state_key))
     if (
         longest > _SHORT  # within the 255 limit however counted (code points or bytes)
         or not "@" <= sender < "A"  # starts with "@" (the next code point is "A")
@@ -778,7 +835,24 @@ def _parse_common(
         or (not backfilled and (len(prev) > MAX_PREV_EVENTS or len(auth) > MAX_AUTH_EVENTS))
     ):
         return None
-    for item in prev + auth:
+    # Edges: short event IDs with the sigil. Auth events recur from event to event (the create
+    # event, the power levels, the sender's membership): the quoted text of the auth event IDs
+    # that passed this check is kept (_AUTH_ID_TEXT), so that a recurring one is checked and
+    # quoted by one lookup. (An exact ``str`` equal to a checked ID passes the same check.)
+    auth_texts = []
+    for item in auth:
+        if type(item) is not str:
+            return None
+        text = _AUTH_ID_TEXT.get(item)
+        if text is None:
+            if not "$" <= item < "%" or len(item) > _SHORT:
+                return None
+            text = _quote(item)
+            if len(_AUTH_ID_TEXT) >= _AUTH_ID_TEXT_SIZE:
+                _AUTH_ID_TEXT.clear()
+            _AUTH_ID_TEXT[item] = text
+        auth_texts.append(text)
+    for item in prev:
         if type(item) is not str or not "$" <= item < "%" or len(item) > _SHORT:
             return None
     # Signatures: an object of objects of strings (so nothing for the number rules to check).
@@ -800,8 +874,7 @@ def _parse_common(
             for signature in keys.values():
                 if type(signature) is not str:
                     return None
-    unsigned = pdu.get("unsigned")
-    if unsigned is not None and type(unsigned) is not dict:
+    if has_unsigned and unsigned is not None and type(unsigned) is not dict:
         return None
     strict = rv.strict_canonical_json
     try:
@@ -819,10 +892,12 @@ def _parse_common(
     except InvalidEventError:
         return None
 
-    # The encodings, from parts: keys in _COMMON_ORDER, which is sorted.
+    # The encodings, from parts: keys in _COMMON_ORDER, which is sorted. The three forms
+    # (stored PDU, content hash, redacted form) share their start up to the content and their
+    # end from origin_server_ts on.
     try:
         content_text = "".join(_encode_parts(raw_content, 0))
-        head = '{"auth_events":[' + ",".join(map(_quote, auth)) + '],"content":'
+        head = '{"auth_events":[' + ",".join(auth_texts) + '],"content":'
         if len(hashes) == 1:
             hashes_text = ',"hashes":{"sha256":' + _quote(hashes["sha256"]) + "}"
         else:
@@ -836,34 +911,49 @@ def _parse_common(
         tail = ',"type":' + _quote(event_type)
         if state_key is not None:
             tail = ',"state_key":' + _quote(state_key) + tail
-        unsigned_text = ',"unsigned":' + _encode_text(unsigned) if "unsigned" in pdu else ""
-        if one_signature is None:
+        unsigned_text = ',"unsigned":' + _encode_text(unsigned) if has_unsigned else ""
+        if not signatures:
+            signatures_text = "{}"
+        elif one_signature is None:
             signatures_text = "".join(_encode_parts(signatures, 0))
         else:
             server, key_id, signature = one_signature  # (not strings: TypeError, general path)
             signatures_text = f"{{{_quote(server)}:{{{_quote(key_id)}:{_quote(signature)}}}}}"
+        depth_text = f',"depth":{depth}'
         pdu_json = (
-            f'{head}{content_text},"depth":{depth}{hashes_text}{middle}'
+            f"{head}{content_text}{depth_text}{hashes_text}{middle}"
             f',"signatures":{signatures_text}{tail}{unsigned_text}}}'
         ).encode()
-        digest = None
-        if with_content_hash:
-            hashed = f'{head}{content_text},"depth":{depth}{middle}{tail}}}'
-            digest = hashlib.sha256(hashed.encode("utf-8")).digest()
+        end = f"{middle}{tail}}}"
         kept = (
             redacted_content(rv.redaction_rules, event_type, raw_content)
             if event_type in TYPES_WITH_KEPT_CONTENT
             else _NOTHING_KEPT
         )
-        if kept is not None:
+        # SHA-256 of the content hash's form and of the redacted form, their common start
+        # hashed once (a copy of the state continues it).
+        digest = None
+        if kept is None:  # the redacted content is the content: common up to the depth
+            reference = _sha256((head + content_text + depth_text).encode())
+            if with_content_hash:
+                hashed = reference.copy()
+                hashed.update(end.encode())
+                digest = hashed.digest()
+            reference.update((hashes_text + end).encode())
+        else:
             if not kept:
-                content_text = "{}"
+                kept_text = "{}"
             elif len(kept) == 1 and type(membership := kept.get("membership")) is str:
-                content_text = '{"membership":' + _quote(membership) + "}"  # member events
+                kept_text = '{"membership":' + _quote(membership) + "}"  # member events
             else:
-                content_text = "".join(_encode_parts(kept, 0))
-        redacted = f'{head}{content_text},"depth":{depth}{hashes_text}{middle}{tail}}}'
-        event_id = _event_id_of(redacted, rv)
+                kept_text = "".join(_encode_parts(kept, 0))
+            reference = _sha256(head.encode())
+            if with_content_hash:
+                hashed = reference.copy()
+                hashed.update((content_text + depth_text + end).encode())
+                digest = hashed.digest()
+            reference.update((kept_text + depth_text + hashes_text + end).encode())
+        event_id = _event_id_from_hash(reference.digest(), rv)
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
         return None
     if len(pdu_json) > MAX_EVENT_SIZE:
@@ -910,9 +1000,13 @@ def _with_implied_create(room_id: str, auth_ids: tuple[str, ...]) -> tuple[tuple
 
 
 def _event_id_of(redacted: str, rv: RoomVersion) -> str:
-    # RV 3+: "$" + the reference hash (SHA-256 of the redacted form's canonical JSON) in unpadded
-    # base64, URL-safe from RV 4 (hashes.py rule 3): 43 characters, what unpadded_base64 does.
-    ref = hashlib.sha256(redacted.encode("utf-8")).digest()
+    # RV 3+: "$" + the reference hash (SHA-256 of the redacted form's canonical JSON).
+    return _event_id_from_hash(hashlib.sha256(redacted.encode("utf-8")).digest(), rv)
+
+
+def _event_id_from_hash(ref: bytes, rv: RoomVersion) -> str:
+    # The event ID of the reference hash ``ref``: "$" + unpadded base64, URL-safe from RV 4
+    # (hashes.py rule 3): 43 characters, what unpadded_base64 does.
     b64 = binascii.b2a_base64(ref, newline=False)[:43]
     if rv.event_id_format is _URLSAFE_IDS:
         b64 = b64.translate(_URLSAFE)
