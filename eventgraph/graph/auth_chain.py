@@ -747,9 +747,11 @@ def _coloured_difference(
 
     ``None`` when an event of U or of an Xᵢ is stored but not indexed (contract rule 1 of
     :class:`~eventgraph.protocols.ChainIndexReader`: its auth chain may hold events the store
-    has not checked), when a room of theirs is not known to have descending depths, when an
-    auth edge does not descend after all (defensive), or past the budget of events taken.
-    Unknown IDs are ignored and foreign auth events are not edges (module rule 2).
+    has not checked), when a room of the partly coloured ones (the answer's rooms: walks
+    never leave a room) is not known to have descending depths, when an auth edge does not
+    descend after all (defensive), or past the budget of events taken. Unknown IDs are
+    ignored and foreign auth events are not edges (module rule 2). The shared events join the
+    walk only when it comes down to them (the same walk: none could be taken earlier).
 
     Complexity: O(|U| + Σ|Xᵢ|) to start, then O(events taken x auth events) with one round
     trip per depth taken, at most ``_COLOUR_BUDGET_FACTOR`` events per starting event plus
@@ -765,16 +767,47 @@ def _coloured_difference(
     facts: dict[str, EventFacts] = dict(store.get_facts(colour))
     if not facts:
         return frozenset()
-    if len(store.get_chain_positions(facts)) < len(facts):
-        return None  # a stored event not indexed (rule 1): its chain is not vouched for
-    if not store.auth_depths_descend({f.room_id for f in facts.values()}):
+    # Every starting event indexed (rule 1): the store's set difference when it has one.
+    if _reads_both_ways(store):
+        if store.get_unindexed(facts):
+            return None  # a stored event not indexed (rule 1): its chain is not vouched for
+    elif len(store.get_chain_positions(facts)) < len(facts):
         return None
-    heap = [(-f.depth, e) for e, f in facts.items()]
-    heapify(heap)
-    partial = sum(1 for e in facts if colour[e] != full)  # partly coloured, not yet taken
+    # One pass over the starts (a plain loop: cheaper than maps of attribute getters). The
+    # partly coloured ones go on the heap now. The fully coloured ones (the shared events) join
+    # the walk only when it comes down to the deepest of them (``waiting``, ``waiting_top``):
+    # none of
+    # them can be taken before, so it is the same walk, level for level, and a walk that
+    # ends above them (where a fork meets above the shared state) never makes their entries.
+    heap: list[tuple[int, str]] = []
+    waiting: list[str] = []
+    rooms: set[str] = set()
+    waiting_top = 0
+    for e, f in facts.items():
+        if colour[e] == full:
+            if not waiting or f.depth > waiting_top:
+                waiting_top = f.depth
+            waiting.append(e)
+        else:
+            heap.append((-f.depth, e))
+            rooms.add(f.room_id)
+    if not heap:
+        return frozenset()  # nothing partly coloured: every set holds the same stored events
+    # Only the rooms of the partly coloured starts need descending depths: a walk never
+    # leaves a room (rule 2), so events of another room cannot colour those.
+    if not store.auth_depths_descend(rooms):
+        return None
     budget = _COLOUR_BUDGET_FACTOR * len(facts) + _COLOUR_BUDGET_BASE
+    partial = len(heap)  # partly coloured, not yet taken
+    heapify(heap)
     out: list[str] = []
+    colour_get, facts_get = colour.get, facts.get
     while partial:
+        if waiting and waiting_top >= -heap[0][0]:
+            # A fully coloured start at or above the next depth: all of them join.
+            heap += [(-facts[e].depth, e) for e in waiting]
+            heapify(heap)
+            waiting = []
         # Take one depth: every event at it (no edge joins two events of one depth).
         level = [heappop(heap)]
         top = level[0][0]
@@ -794,12 +827,14 @@ def _coloured_difference(
             f = facts[e]
             room_id = f.room_id
             for a in f.auth_event_ids:
-                fa = facts.get(a)
+                old = colour_get(a)
+                if old == full:
+                    continue  # fully coloured already: nothing to add, edge or not
+                fa = facts_get(a)
                 if fa is None or fa.room_id != room_id:
                     continue  # unknown, or another room's: not an edge (module rule 2)
                 if -fa.depth <= minus_depth:
                     return None  # not descending after all (the store's answer was stale)
-                old = colour.get(a)
                 if old is None:
                     if c != full and a in shared:  # (met, when not started from)
                         colour[a] = full
