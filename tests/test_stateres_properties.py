@@ -20,6 +20,7 @@ from eventgraph import (
     Event,
     EventGraphError,
     EventNotFoundError,
+    FlaggedEventsReader,
     InvalidRequestError,
     MemoryStore,
     StateKey,
@@ -27,10 +28,11 @@ from eventgraph import (
 from eventgraph.events.canonical_json import JsonValue
 from eventgraph.events.room_versions import room_version
 from eventgraph.graph.auth_chain import auth_chain_difference, conflicted_subgraph
+from eventgraph.protocols import EventReader
 from eventgraph.state.resolution import resolve_state
 from eventgraph.testing import make_event
 
-from .stateres_support import RoomStates, reference_resolve_v2
+from .stateres_support import FlagStore, RoomStates, reference_resolve_v2
 
 USERS = ["@alice:x", "@bob:x", "@carol:x", "@dave:x"]
 CREATE: StateKey = ("m.room.create", "")
@@ -183,6 +185,75 @@ def test_store_insertion_order_does_not_matter(room: RoomStates, data: st.DataOb
     other.add_events(order)
     other.rejected.update(room.store.rejected)
     assert resolve_state(room.rv, sets, other) == expected
+
+
+@given(room=rooms, data=st.data())
+def test_a_store_with_flagged_facts_gives_the_same_answer(
+    room: RoomStates, data: st.DataObject
+) -> None:
+    """The same events and rejected flags in a store offering ``get_flagged_facts`` (a
+    MemoryStore: the rejected flags read without a fact per event, rule 3) give the answer of
+    the store that answers ``get_facts`` only (the FlagStore)."""
+    assert not isinstance(room.store, FlaggedEventsReader)
+    sets = _state_sets(room, data)
+    expected = resolve_state(room.rv, sets, room.store)
+    flagged = MemoryStore()
+    flagged.add_events(list(room.events.values()), rejected=dict(room.store.rejected))
+    assert isinstance(flagged, FlaggedEventsReader)
+    assert resolve_state(room.rv, sets, flagged) == expected
+
+
+@pytest.mark.parametrize("flagged", [True, False])
+def test_a_rejected_event_whose_own_auth_events_are_selected_is_checked(flagged: bool) -> None:
+    """A rejected topic whose own auth events are exactly those the resolved state selects
+    (rule 4 would let it pass unread) is checked in full and fails — whether the store gives
+    the rejected flag by ``get_flagged_facts`` (MemoryStore) or only by ``get_facts``."""
+
+    def ev(
+        eid: str,
+        etype: str,
+        key: str,
+        content: dict[str, JsonValue],
+        auth: Sequence[str],
+        ts: int,
+        sender: str = "@alice:x",
+    ) -> Event:
+        return make_event(
+            eid,
+            room_id="!r:x",
+            version="10",
+            type=etype,
+            state_key=key,
+            sender=sender,
+            content=content,
+            auth=auth,
+            origin_server_ts=ts,
+        )
+
+    events = [
+        ev("$c", "m.room.create", "", {"creator": "@alice:x", "room_version": "10"}, (), 0),
+        ev("$j", "m.room.member", "@alice:x", {"membership": "join"}, ("$c",), 1),
+        ev("$pl", "m.room.power_levels", "", {"users": {"@alice:x": 100}}, ("$c", "$j"), 2),
+        ev("$t1", "m.room.topic", "", {"topic": "one"}, ("$c", "$pl", "$j"), 3),
+        # bob never joined: rejected on receipt (its own auth events: the create event and
+        # the power levels, which the state selects too — no member event of bob).
+        ev("$t2", "m.room.topic", "", {"topic": "two"}, ("$c", "$pl"), 4, sender="@bob:x"),
+    ]
+    rejected = {"$t2": "not joined"}
+    store: EventReader
+    if flagged:
+        memory = MemoryStore()
+        memory.add_events(events, rejected=rejected)
+        store = memory
+    else:
+        flags = FlagStore()
+        flags.add_events(events)
+        flags.rejected.update(rejected)
+        store = flags
+    assert isinstance(store, FlaggedEventsReader) == flagged
+    base = {CREATE: "$c", ("m.room.member", "@alice:x"): "$j", ("m.room.power_levels", ""): "$pl"}
+    sets = [{**base, ("m.room.topic", ""): "$t1"}, {**base, ("m.room.topic", ""): "$t2"}]
+    assert resolve_state("10", sets, store)[("m.room.topic", "")] == "$t1"
 
 
 @given(room=rooms, data=st.data())

@@ -11,8 +11,10 @@ Rules of this module:
 3. Events come from the store in batches: one ``get_events``/``get_facts`` pair per frontier
    (the conflicted events with the rest of the full conflicted set; the auth events of the whole
    set with the state entries its checks read; one step of every power-level walk at once),
-   never one call per event. Auth chains, the auth difference and the conflicted state subgraph
-   come from :mod:`eventgraph.graph.auth_chain` (the index).
+   never one call per event. Only the rejected flag of the facts is read, so a store offering
+   :class:`~eventgraph.protocols.FlaggedEventsReader` is asked ``get_flagged_facts`` instead
+   (the facts of the few outlier or rejected events only). Auth chains, the auth difference
+   and the conflicted state subgraph come from :mod:`eventgraph.graph.auth_chain` (the index).
 4. **Previously rejected events** (decision; the spec is explicit, Synapse differs). Events of the
    full conflicted set that the store marks as rejected are *re-checked like any other event*:
    "Events that have been rejected due to failing auth based on the state at the event (rather
@@ -40,7 +42,7 @@ import heapq
 import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from operator import attrgetter, countOf, itemgetter
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import attrs
 
@@ -52,7 +54,7 @@ from ..graph.auth_chain import (
     auth_chains_hold,
     conflicted_subgraph,
 )
-from ..protocols import EventReader
+from ..protocols import EventReader, FlaggedEventsReader, _provides
 from ._checker import AuthChecker
 from ._mainline import mainline_positions
 
@@ -296,10 +298,15 @@ class _Events:
     Events of another room than ``room_id`` (once known) are treated as unknown (rule 5).
     """
 
-    __slots__ = ("_absent", "events", "rejected", "room_id", "store")
+    __slots__ = ("_absent", "_flags", "events", "rejected", "room_id", "store")
 
     def __init__(self, store: EventReader) -> None:
         self.store = store
+        # The store's reader of the few outlier or rejected events, if it has one: the rejected
+        # flags of a batch without a fact for each of the others.
+        self._flags: FlaggedEventsReader | None = (
+            cast(FlaggedEventsReader, store) if _provides(store, FlaggedEventsReader) else None
+        )
         self.events: dict[str, Event] = {}
         self.rejected: set[str] = set()
         self._absent: set[str] = set()
@@ -315,17 +322,22 @@ class _Events:
         if not want:
             return
         got = self.store.get_events(want)
-        facts = self.store.get_facts(want)
+        flags = self._flags
+        facts = self.store.get_facts(want) if flags is None else flags.get_flagged_facts(want)
         room_id = self.room_id
         if len(got) < len(want):
             absent.update(want.difference(got))
-        if room_id is not None and any(ev.room_id != room_id for ev in got.values()):
-            got = {i: ev for i, ev in got.items() if ev.room_id == room_id}
-            absent.update(want.difference(got))
+        if room_id is not None:
+            for ev in got.values():  # (plain loops: cheaper than generators)
+                if ev.room_id != room_id:
+                    got = {i: ev for i, ev in got.items() if ev.room_id == room_id}
+                    absent.update(want.difference(got))
+                    break
         events.update(got)
-        self.rejected.update(
-            i for i, fact in facts.items() if fact.rejected is not None and i in got
-        )
+        rejected = self.rejected
+        for i, fact in facts.items():
+            if fact.rejected is not None and i in got:
+                rejected.add(i)
 
     @property
     def absent(self) -> Collection[str]:
