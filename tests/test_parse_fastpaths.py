@@ -2,8 +2,9 @@
 
 * ``_EventBuilder`` (the cheap ``Event`` construction) against the ``attrs`` initialiser: the
   same type, the same fields, the same frozenness.
-* The fast path's canonical-order layouts (values unpacked without lookups): PDUs of the common
-  shape with their keys sorted, valid or not in every slot, against the plain reference parser
+* The fast path's key test by count (10 required keys, or those and a string ``state_key``, take
+  no pass over the keys): PDUs of the common shape in canonical and other key orders, valid or
+  not in every slot, with extra keys of every kind, against the plain reference parser
   (``tests/test_event.py``'s ``_agree``: same event, bytes, ID, content hash, or refusal).
 * The checked auth event IDs the fast path remembers (``_AUTH_ID_TEXT``): a remembered ID only
   stands for an exact ``str`` equal to it, and the memory is bounded.
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from eventgraph import Event, room_version
 from eventgraph.events import event as event_module
 from eventgraph.events.canonical_json import FrozenDict
-from eventgraph.events.event import _SORTED_PLAIN, _SORTED_STATE, _EventBuilder, _parse_common
+from eventgraph.events.event import _EventBuilder, _parse_common
 
 from .test_event import ALL, _agree, common_pdus, leaf_values, make_pdu, valid_ids
 
@@ -94,22 +95,15 @@ _slot_values: st.SearchStrategy[Any] = (
 def test_sorted_layouts_agree_with_the_reference(
     version: str, pdu: dict[str, Any], data: st.DataObject
 ) -> None:
-    """The common shape with its keys in canonical order (both unpacked layouts, and with
-    ``unsigned`` the lookup layout), then with one slot given any value."""
+    """The common shape with its keys in canonical order and reversed, then with one slot given
+    any value."""
     ordered = _sorted(pdu)
     _agree(ordered, version)
+    _agree({k: ordered[k] for k in reversed(ordered)}, version)
     key = data.draw(st.sampled_from(sorted(ordered)))
     ordered[key] = data.draw(_slot_values)
     _agree(ordered, version)
     _agree(ordered, version, backfilled=True)
-
-
-def test_sorted_layouts_are_the_unpacked_ones() -> None:
-    """The two layouts unpacked without lookups are the sorted keys of a PDU of the common
-    shape without and with ``state_key`` (a typo here would only cost speed: caught here)."""
-    message = make_pdu("11")
-    assert tuple(_sorted(message)) == _SORTED_PLAIN
-    assert tuple(_sorted({**message, "state_key": ""})) == _SORTED_STATE
 
 
 class _Str(str):
@@ -139,9 +133,9 @@ def test_remembered_auth_ids_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.parametrize("state_key", [None, "", "@u:a"])
-def test_every_slot_of_the_sorted_layouts_with_every_type(state_key: str | None) -> None:
-    """Each slot of both unpacked layouts given a value of each JSON type (and a ``str``
-    subclass): the reference's outcome, valid or refused."""
+def test_every_slot_of_the_common_layouts_with_every_type(state_key: str | None) -> None:
+    """Each slot of both counted layouts given a value of each JSON type (and a ``str``
+    subclass), and each extra key: the reference's outcome, valid or refused."""
     pdu = make_pdu("11")
     if state_key is not None:
         pdu["state_key"] = state_key
@@ -150,3 +144,13 @@ def test_every_slot_of_the_sorted_layouts_with_every_type(state_key: str | None)
     for key in ordered:
         for value in odd_values:
             _agree({**ordered, key: value}, "11")
+    extra_keys = ["state_key", "unsigned", "event_id", "redacts", "origin", "x"]
+    for key in extra_keys:
+        for value in odd_values:
+            _agree({**ordered, key: value}, "11")
+            _agree({**ordered, key: value, "unsigned": {"age": 1}}, "11")
+    for key in ordered:
+        missing = {k: v for k, v in ordered.items() if k != key}
+        _agree(missing, "11")
+        for extra in extra_keys:
+            _agree({**missing, extra: "$x"}, "11")

@@ -118,9 +118,6 @@ _COMMON_ORDER = (
     "unsigned",
 )
 _COMMON_KEYS = frozenset(_COMMON_ORDER)
-# The two usual layouts, keys in canonical order: without and with ``state_key``.
-_SORTED_PLAIN = tuple(k for k in _COMMON_ORDER if k not in ("state_key", "unsigned"))
-_SORTED_STATE = tuple(k for k in _COMMON_ORDER if k != "unsigned")
 # The required keys of the common layout, fetched in one call, and their types.
 _COMMON_GET = operator.itemgetter(
     "type",
@@ -745,61 +742,33 @@ def _parse_common(
     """
     if type(pdu) is not dict or rv.event_id_format is _SERVER_ASSIGNED:
         return None
-    keys = tuple(pdu)
-    if keys == _SORTED_PLAIN:
-        # Keys in canonical order (as most senders write them): the values in one unpacking,
-        # no lookup by key.
+    try:
         (
-            auth,
+            event_type,
+            sender,
+            room_id,
             raw_content,
             depth,
-            hashes,
             origin_server_ts,
             prev,
-            room_id,
-            sender,
+            auth,
+            hashes,
             signatures,
-            event_type,
-        ) = pdu.values()
+        ) = _COMMON_GET(pdu)
+    except KeyError:
+        return None  # a required key is missing (or a RV 12 create event: no room_id)
+    # The keys: the 10 required ones (just fetched) and at most state_key and unsigned. The
+    # count decides without a pass over the keys in the two usual cases.
+    count = len(pdu)
+    unsigned = None
+    has_unsigned = False
+    if count == 10:
         state_key = None
-        unsigned = None
-        has_unsigned = False
-    elif keys == _SORTED_STATE:
-        (
-            auth,
-            raw_content,
-            depth,
-            hashes,
-            origin_server_ts,
-            prev,
-            room_id,
-            sender,
-            signatures,
-            state_key,
-            event_type,
-        ) = pdu.values()
-        if type(state_key) is not str:
-            return None
-        unsigned = None
-        has_unsigned = False
+    elif count == 11 and type(state_key := pdu.get("state_key")) is str:
+        pass
     else:
-        if not _COMMON_KEYS.issuperset(keys):
+        if not _COMMON_KEYS.issuperset(pdu):
             return None  # event_id, redacts before RV 11, or keys unknown to the format
-        try:
-            (
-                event_type,
-                sender,
-                room_id,
-                raw_content,
-                depth,
-                origin_server_ts,
-                prev,
-                auth,
-                hashes,
-                signatures,
-            ) = _COMMON_GET(pdu)
-        except KeyError:
-            return None  # a required key is missing (or a RV 12 create event: no room_id)
         state_key = pdu.get("state_key")
         if state_key is not None and type(state_key) is not str:
             return None
