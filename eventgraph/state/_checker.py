@@ -50,6 +50,7 @@ from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
 from .authz import (
     _DEFAULT_VERIFIER,
+    Level,
     _check_selected,
     _Create,
     _create_of,
@@ -369,6 +370,7 @@ class AuthChecker:
         create_info: _Create | None = None
         last_pl: Event | None = None
         levels: _Levels | None = None
+        infinite = rv.creators_have_infinite_power
         keys: dict[str, tuple[float, int, str]] = {}
         for ev in evs:
             pl: Event | None = None
@@ -388,11 +390,14 @@ class AuthChecker:
                 last_pl = pl
                 levels = None if pl is None else levels_of(rv, pl)
             event_id = ev.event_id
-            keys[event_id] = (
-                -_user_level(rv, ev.sender, create_info, levels),
-                ev.origin_server_ts,
-                event_id,
-            )
+            if levels is not None and not infinite:
+                # ``_user_level``'s last step, inline (the usual case: a power levels event
+                # and no infinitely powerful creators).
+                listed = levels.users.get(ev.sender)
+                level: Level = levels.get("users_default") if listed is None else listed
+            else:
+                level = _user_level(rv, ev.sender, create_info, levels)
+            keys[event_id] = (-level, ev.origin_server_ts, event_id)
         return keys
 
     def apply(self, state: MutableMapping[StateKey, str], ordered: Iterable[str]) -> None:

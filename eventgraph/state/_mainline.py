@@ -69,6 +69,9 @@ def _tree_of(store: object) -> dict[str, _Node] | None:
     """The kept tree of ``store`` (made empty when first asked); ``None`` if the store cannot
     be weakly referenced. Entries are only ever added to a tree."""
     try:
+        tree = _TREES.get(store)  # (one dictionary read: safe without the lock)
+        if tree is not None:
+            return tree
         with _TREES_LOCK:
             tree = _TREES.get(store)
             if tree is None:

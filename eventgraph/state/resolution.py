@@ -41,7 +41,7 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from operator import attrgetter, countOf, itemgetter
+from operator import countOf, itemgetter
 from typing import NoReturn, cast
 
 import attrs
@@ -672,12 +672,18 @@ def _resolve_v2(
     events = loaded.events
     # Only state events of this room take part ("a sorted list of state events").
     # (no order needed: every ordering below is total, rule 2)
-    full_ids = [e for e in full if e in events and events[e].state_key is not None]
+    full_ids: list[str] = []
+    full_events: list[Event] = []
+    events_get = events.get
+    for e in full:  # (a plain loop: cheaper than comprehensions and maps)
+        ev = events_get(e)
+        if ev is not None and ev.state_key is not None:
+            full_ids.append(e)
+            full_events.append(ev)
     checker = AuthChecker(rv, events, loaded.rejected)
     # One pass over the full set: the auth events and the unconflicted entries its checks read
     # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
     # keys (which the checks may overwrite: step 5 writes them back).
-    full_events = list(map(events.__getitem__, full_ids))
     needed = checker.select_all(full_events)
     wanted: set[str] = set()
     own_keys: set[StateKey] = set()
@@ -722,7 +728,11 @@ def _resolve_v2(
     remaining = [e for e in full_ids if e not in selected]
     if remaining:
         positions = mainline_positions(loaded, partial.get(_POWER_LEVELS), remaining)
-        remaining.sort(key=lambda e: (-positions[e], events[e].origin_server_ts, e))
+        # (the keys made in one loop, not by a key function called per event; each ends in
+        # its distinct event ID, so the order is the same)
+        keyed = [(-positions[e], events[e].origin_server_ts, e) for e in remaining]
+        keyed.sort()
+        remaining = [k[2] for k in keyed]
         # Step 4: iterative auth checks on the partially resolved state.
         checker.apply(partial, remaining)
 
@@ -763,9 +773,14 @@ def _load_conflicted(
         missing.sort()
         msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
         raise EventNotFoundError(msg)
-    rooms = set(map(_room_of, events.values()))
-    if len(rooms) == 1:  # the usual case: nothing of another room
-        loaded.room_id = rooms.pop()
+    first_room: str | None = None
+    for ev in events.values():  # (a plain loop: cheaper than a map of an attribute getter)
+        if first_room is None:
+            first_room = ev.room_id
+        elif ev.room_id != first_room:
+            break
+    else:
+        loaded.room_id = first_room  # the usual case: nothing of another room
         return
     present = [e for e in creates if e in events]
     rooms = {events[e].room_id for e in itertools.chain(conflicted_ids, present)}
@@ -779,9 +794,6 @@ def _load_conflicted(
         del events[e]
         loaded.rejected.discard(e)
         loaded.mark_absent(e)
-
-
-_room_of = attrgetter("room_id")
 
 
 def _load_state_entries(
