@@ -724,6 +724,7 @@ _UPWARD_CHAIN_COST = 6
 _UPWARD_BUDGET_FACTOR = 2
 _UPWARD_BUDGET_BASE = 4096
 _NO_SEQUENCE = 1 << 62  # above every sequence
+_NO_DEPTH = float("-inf")  # below every depth
 _UNTESTED = (_NO_SEQUENCE - 1, 0)  # (an entry of ``_UpwardSearch.tested``: nothing compared)
 _concat = _chain.from_iterable  # (iterables joined at C speed)
 
@@ -760,37 +761,41 @@ def _coloured_difference(
     full = (1 << len(extras)) - 1
     from_shared = len(shared) <= _COLOUR_MAX_SHARED
     colour: dict[str, int] = dict.fromkeys(shared, full) if from_shared else {}
+    # (the starting events also as a set, for the store: a set is what its reads take as is)
+    starts: set[str] = set(shared) if from_shared else set()
     for i, x in enumerate(extras):
         bit = 1 << i
+        starts.update(x)
         for e in x:
             colour[e] = colour.get(e, 0) | bit
-    facts: dict[str, EventFacts] = dict(store.get_facts(colour))
+    facts: dict[str, EventFacts] = dict(store.get_facts(starts))
     if not facts:
         return frozenset()
     # Every starting event indexed (rule 1): the store's set difference when it has one.
     if _reads_both_ways(store):
-        if store.get_unindexed(facts):
+        if store.get_unindexed(starts):
             return None  # a stored event not indexed (rule 1): its chain is not vouched for
     elif len(store.get_chain_positions(facts)) < len(facts):
         return None
     # One pass over the starts (a plain loop: cheaper than maps of attribute getters). The
     # partly coloured ones go on the heap now. The fully coloured ones (the shared events) join
-    # the walk only when it comes down to the deepest of them (``waiting``, ``waiting_top``):
+    # the walk only when it comes down to the deepest of them (``waiting_top``):
     # none of
     # them can be taken before, so it is the same walk, level for level, and a walk that
     # ends above them (where a fork meets above the shared state) never makes their entries.
     heap: list[tuple[int, str]] = []
-    waiting: list[str] = []
     rooms: set[str] = set()
-    waiting_top = 0
+    partly: set[str] = set()
+    waiting_top: float = _NO_DEPTH
     for e, f in facts.items():
-        if colour[e] == full:
-            if not waiting or f.depth > waiting_top:
-                waiting_top = f.depth
-            waiting.append(e)
-        else:
-            heap.append((-f.depth, e))
+        depth = f.depth
+        if colour[e] != full:
+            heap.append((-depth, e))
             rooms.add(f.room_id)
+            partly.add(e)
+        elif depth > waiting_top:
+            waiting_top = depth
+    waiting = waiting_top != _NO_DEPTH  # a fully coloured start is stored
     if not heap:
         return frozenset()  # nothing partly coloured: every set holds the same stored events
     # Only the rooms of the partly coloured starts need descending depths: a walk never
@@ -805,9 +810,10 @@ def _coloured_difference(
     while partial:
         if waiting and waiting_top >= -heap[0][0]:
             # A fully coloured start at or above the next depth: all of them join.
-            heap += [(-facts[e].depth, e) for e in waiting]
+            # (the stored starts not on the heap: events met later are never starts)
+            heap += [(-facts[e].depth, e) for e in starts if e not in partly and e in facts]
             heapify(heap)
-            waiting = []
+            waiting = False
         # Take one depth: every event at it (no edge joins two events of one depth).
         level = [heappop(heap)]
         top = level[0][0]
