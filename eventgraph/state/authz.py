@@ -23,6 +23,9 @@ digest §6):
 5. Power levels and create events are read once per event object and cached (a bounded memo
    keyed by the identity of the immutable :class:`~eventgraph.Event`, holding the event so the
    identity stays unique; it never changes an answer, and it is safe to share between threads).
+   The user IDs a power-levels ``users`` map held that passed the user-ID check are remembered
+   (a bounded set of exact strings: the check is a function of the string alone), so a new
+   power-levels event naming the same users, with integer levels, is read at C speed.
    The auth-events list is checked in one pass; only when it fails are the rules re-run one by
    one, so the error names the first failing rule in the spec's order. Room version 12 creators
    have infinite power, represented by ``math.inf``, which outranks every integer.
@@ -257,6 +260,20 @@ def _is_user_id(value: object) -> bool:
     )
 
 
+#: Exact ``str`` user IDs that passed :func:`_is_user_id` (a pure function of the string), for
+#: :class:`_Levels`' fast path over a power-levels ``users`` map; cleared when full.
+_checked_user_ids: set[str] = set()
+_CHECKED_USER_IDS_LIMIT = 1 << 16
+_STR_TYPE = frozenset({str})
+_INT_TYPE = frozenset({int})
+
+
+def _remember_user_id(user: str) -> None:
+    if len(_checked_user_ids) >= _CHECKED_USER_IDS_LIMIT:
+        _checked_user_ids.clear()
+    _checked_user_ids.add(user)
+
+
 def _domain(identifier: str) -> str | None:
     parts = identifier.split(":", 1)
     return parts[1] if len(parts) == 2 else None
@@ -299,6 +316,15 @@ class _Levels:
         if users is not None or "users" in content:
             if not isinstance(users, Mapping):
                 self.users_problem = "'users' is not an object"
+            elif (
+                _checked_user_ids.issuperset(users)
+                and set(map(type, users)) <= _STR_TYPE
+                and set(map(type, users.values())) <= _INT_TYPE
+            ):
+                # Every entry an exact int for a user ID checked before (most entries of a
+                # new power-levels event were in the one it replaces): what the loop below
+                # keeps, at C speed.
+                self.users = dict(users)
             else:
                 for user, value in users.items():
                     level = value if type(value) is int else _read_level(value, rv)
@@ -308,6 +334,8 @@ class _Levels:
                         self.users_problem = self.users_problem or f"{user!r} is not a user ID"
                     else:
                         self.users[user] = level
+                        if type(user) is str:
+                            _remember_user_id(user)
 
     def _read_map(
         self, rv: RoomVersion, content: Mapping[str, JsonValue], name: str
