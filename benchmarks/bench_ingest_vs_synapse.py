@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_ingest
-from bench_vs_synapse import Synapse
+from bench_vs_synapse import Synapse, append_rows
 
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.stores.memory import MemoryStore
@@ -327,9 +327,7 @@ def main() -> None:
     finally:
         synapse.close()
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write("\n".join(lines) + "\n")
+        append_rows(RESULTS, lines)
 
 
 if __name__ == "__main__":

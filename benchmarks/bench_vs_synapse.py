@@ -190,9 +190,14 @@ def main() -> None:
     finally:
         synapse.close()
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as f:
-            f.write("\n".join(lines) + "\n")
+        append_rows(RESULTS, lines)
+
+
+def append_rows(path: Path, lines: list[str]) -> None:
+    """Append a run's rows to a results file (made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
