@@ -216,6 +216,11 @@ class ChainCoverIndex:
         never seen qualifies: it holds no event)."""
         return self._disordered.isdisjoint(room_ids)
 
+    @property
+    def disordered_rooms(self) -> Collection[str]:
+        """The rooms that are disordered (rule 6), live (for a store that persists them)."""
+        return self._disordered
+
     def not_indexed(self, event_ids: Collection[str]) -> set[str]:
         """The IDs among ``event_ids`` that have no position (stored or not).
 

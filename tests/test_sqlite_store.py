@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventgraph import Event, MemoryStore, StoreError
-from eventgraph.graph.auth_chain import auth_chain_ids, bfs_auth_chain_ids
+from eventgraph.graph.auth_chain import (
+    auth_chain_difference_split,
+    auth_chain_ids,
+    bfs_auth_chain_ids,
+)
 from eventgraph.protocols import EventStateGroups, StateGroupDraft, StateWrite
 from eventgraph.room import NoSignatureChecks, ingest
 from eventgraph.stores.memory_state import MemoryStateGroups
@@ -33,9 +37,10 @@ from eventgraph.stores.sqlite import (
 from eventgraph.synth import SynthConfig, generate_room
 from eventgraph.testing.contract import StoreContract, contract_event
 from eventgraph.testing.rooms import room_memory_store
-from eventgraph.testing.strategies import make_event
+from eventgraph.testing.strategies import RoomDag, make_event, room_dags
 from tests.sqlite_crash_writer import crash_batches
 from tests.stores import ROOMS, Batch, random_batches
+from tests.test_auth_chain import ref_difference
 
 
 class TestSqliteStoreInMemory(StoreContract):
@@ -452,6 +457,7 @@ def _downgrade_to_v1(path: Path) -> None:
         "chain_waiting",
         "chain_generation",
         "room_state_keys",
+        "chain_disordered",
     ):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version=1")
@@ -462,7 +468,7 @@ def _downgrade_to_v1(path: Path) -> None:
 def test_opening_a_version_1_database_migrates_it(tmp_path: Path) -> None:
     """A schema-1 database with events is upgraded on open: events kept, state tables made,
     invariants hold, and state writes work."""
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     batches = random_batches(4)
     ids = _all_ids(batches)
     path = tmp_path / "old.db"
@@ -635,6 +641,7 @@ def test_opening_a_version_2_database_builds_the_chain_index(tmp_path: Path) -> 
         "chain_waiting",
         "chain_generation",
         "room_state_keys",
+        "chain_disordered",
     ):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version=2")
@@ -655,6 +662,7 @@ def test_opening_a_version_4_database_records_the_state_keys(tmp_path: Path) -> 
         store.add_events(events[5:40], rejected={events[39].event_id: "test"})
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE room_state_keys")
+    conn.execute("DROP TABLE chain_disordered")
     conn.execute("PRAGMA user_version=4")
     conn.commit()
     conn.close()
@@ -790,3 +798,97 @@ def test_flagged_facts_agree_with_memory_store() -> None:
     sqlite = stores[0]
     assert isinstance(sqlite, SqliteStore)
     sqlite.close()
+
+
+# -- ChainIndexDepthReader (_sqlite_chain rule 5) -------------------------------------------------
+
+
+def test_sqlite_store_records_disordered_rooms_as_memory_store_does(tmp_path: Path) -> None:
+    """The hand sequence of the MemoryStore test (test_auth_chain): a room becomes disordered
+    when an indexed event is not deeper than a same-room auth event, whichever arrived first,
+    and stays so; rooms never seen qualify; the answer survives reopening; a corrupted table
+    is noticed."""
+    from eventgraph.protocols import ChainIndexDepthReader
+
+    path = tmp_path / "depth.db"
+    steps = [
+        [make_event("$c", depth=1, state_key="c")],
+        [make_event("$b", auth=["$c", "$a"], depth=3, state_key="b")],  # waits for $a
+        [make_event("$a", auth=["$c"], depth=5, state_key="a")],  # deeper than $b: disordered
+        [make_event("$d", auth=["$c"], depth=9, state_key="d")],
+    ]
+    memory = MemoryStore()
+    with SqliteStore(path) as store:
+        assert isinstance(store, ChainIndexDepthReader)
+        for batch in steps:
+            store.add_events(batch)
+            memory.add_events(batch)
+            for rooms in (["!room:a.example"], ["!never:a.example"], ["!room:a.example", "!x"]):
+                assert store.auth_depths_descend(rooms) == memory.auth_depths_descend(rooms)
+        assert not store.auth_depths_descend(["!room:a.example"])
+        store.check_invariants()
+    with SqliteStore(path) as store:
+        assert not store.auth_depths_descend(["!room:a.example"])
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM chain_disordered")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as store, pytest.raises(StoreError, match="disordered"):
+        store.check_invariants()
+
+
+def test_opening_a_version_5_database_records_the_disordered_rooms(tmp_path: Path) -> None:
+    """Migration 5 -> 6 finds the disordered rooms of the events already stored (a replay of
+    the index, with depths); later writes keep the table up."""
+    path = tmp_path / "v5.db"
+    ordered = [
+        make_event("$c", depth=1, state_key="c"),
+        make_event("$p", auth=["$c"], depth=2, state_key="p"),
+    ]
+    liar = make_event("$l", auth=["$c"], depth=1, state_key="l")  # not deeper than $c
+    with SqliteStore(path) as store:
+        store.add_events(ordered)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE chain_disordered")
+    conn.execute("PRAGMA user_version=5")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert store.auth_depths_descend(["!room:a.example"])
+        store.add_events([liar])
+        assert not store.auth_depths_descend(["!room:a.example"])
+        store.check_invariants()
+    with SqliteStore(path) as store:
+        store.add_events([make_event("$q", auth=["$c"], depth=3, state_key="q")])
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE chain_disordered")
+    conn.execute("PRAGMA user_version=5")
+    conn.commit()
+    conn.close()
+    with SqliteStore(path) as store:
+        store.check_invariants()
+        assert not store.auth_depths_descend(["!room:a.example"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(dag=room_dags(max_events=18, depth_above_auth=True), data=st.data())
+def test_depth_flags_and_colouring_agree_with_memory_store(dag: RoomDag, data: Any) -> None:
+    """Generated rooms (honest depths, sometimes with lying ones, foreign events, outliers),
+    stored in both stores: the same per-room answers; and the auth difference of sets drawn
+    from the state events (the colouring walk where the rooms are ordered) is the spec
+    reference's in both."""
+    memory = MemoryStore()
+    dag.store_into(memory)
+    with SqliteStore(":memory:") as store:
+        dag.store_into(store)
+        for rooms in ([dag.room_id], [dag.other_room_id], [dag.room_id, dag.other_room_id]):
+            assert store.auth_depths_descend(rooms) == memory.auth_depths_descend(rooms)
+        state = [e.event_id for e in dag.events if e.state_key is not None]
+        if len(state) >= 2:
+            sets = data.draw(st.lists(st.lists(st.sampled_from(state), min_size=1), min_size=2))
+            shared = set(sets[0]).intersection(*sets[1:])
+            expected = ref_difference({e.event_id: e for e in dag.events}, sets, inclusive=True)
+            assert auth_chain_difference_split(store, shared, sets, inclusive=True) == expected
+            assert auth_chain_difference_split(memory, shared, sets, inclusive=True) == expected
+        store.check_invariants()

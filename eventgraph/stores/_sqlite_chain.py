@@ -24,13 +24,21 @@ Rules of this module:
    ``auth_edges`` restricted to waiting events), so its cost follows what the batch can
    release, never the number of events waiting.
 
-Tables (schema version 3; version 4 adds the index ``chain_links_target``)::
+5. ``chain_disordered`` lists the rooms the index found disordered
+   (:mod:`eventgraph.chain_cover` rule 6: an indexed event not deeper than one of its same-room
+   auth events), written in the same transaction as the events that made them so; a room is
+   never taken out (events are never deleted). It answers
+   :class:`~eventgraph.protocols.ChainIndexDepthReader` from the reader's snapshot.
+
+Tables (schema version 3; version 4 adds the index ``chain_links_target``, version 6
+``chain_disordered``)::
 
     chain_positions(event_nid PK, chain_id, sequence)  unique (chain_id, sequence)
     chain_links(origin_chain, origin_sequence, target_chain, target_sequence)  PK all four
         index chain_links_target (target_chain, target_sequence)  -- the links read backwards
     chain_waiting(event_nid PK)
     chain_generation(id = 1, generation)
+    chain_disordered(room_nid PK)
 """
 
 from __future__ import annotations
@@ -44,7 +52,15 @@ from ..chain_cover import ChainCoverIndex, IndexedEvent
 from ..errors import StoreError
 from ..protocols import ChainLink, ChainPosition, ChainReverseLink
 
-__all__ = ["MIGRATION_SQL", "REVERSE_LINKS_SQL", "ChainCache", "check", "populate"]
+__all__ = [
+    "DISORDERED_SQL",
+    "MIGRATION_SQL",
+    "REVERSE_LINKS_SQL",
+    "ChainCache",
+    "check",
+    "populate",
+    "populate_disordered",
+]
 
 #: The DDL of schema version 3.
 MIGRATION_SQL: Final = """
@@ -115,15 +131,10 @@ class ChainCache:
         self._index = None
         self._generation = -1
 
-    def update(
-        self,
-        conn: sqlite3.Connection,
-        new: Sequence[tuple[int, str, str, tuple[str, str] | None, tuple[str, ...]]],
-        chunk: int,
-    ) -> None:
+    def update(self, conn: sqlite3.Connection, new: Sequence[_Row], chunk: int) -> None:
         """Index the newly stored events ``new`` — (arrival, event ID, room, state key, auth
-        IDs), in arrival order — and write the rows that changed, inside the caller's write
-        transaction."""
+        IDs, depth), in arrival order — and write the rows that changed, inside the caller's
+        write transaction."""
         generation: int = conn.execute(
             "SELECT generation FROM chain_generation WHERE id = 1"
         ).fetchone()[0]
@@ -157,7 +168,7 @@ class ChainCache:
             )
         waiting = list(dict.fromkeys(waiting))
         _feed(conn, index, feed, new, chunk)
-        candidates = waiting + [event_id for _, event_id, _, key, _ in new if key is not None]
+        candidates = waiting + [event_id for _, event_id, _, key, *_ in new if key is not None]
         placed = index.positions(candidates)
         nid_of = {event_id: arrival for arrival, event_id, *_ in new}
         missing = [e for e in placed if e not in nid_of]
@@ -178,7 +189,7 @@ class ChainCache:
         )
         conn.executemany(
             "INSERT INTO chain_waiting (event_nid) VALUES (?)",
-            [(a,) for a, e, _, key, _ in new if key is not None and e not in placed],
+            [(a,) for a, e, _, key, *_ in new if key is not None and e not in placed],
         )
         chains = sorted({p.chain_id for p in placed.values()})
         links = index.links(chains)
@@ -204,14 +215,27 @@ class ChainCache:
                 not in stored
             ],
         )
+        _record_disordered(conn, index)
         conn.execute("UPDATE chain_generation SET generation = ? WHERE id = 1", (generation + 1,))
         self._generation = generation + 1
         if new:
             self._top = max(self._top, new[-1][0])
 
 
-#: One event as the index is fed it: (arrival, event ID, room, state key, auth IDs).
-_Row = tuple[int, str, str, tuple[str, str] | None, tuple[str, ...]]
+#: One event as the index is fed it: (arrival, event ID, room, state key, auth IDs, depth).
+_Row = tuple[int, str, str, tuple[str, str] | None, tuple[str, ...], int | None]
+
+
+def _record_disordered(conn: sqlite3.Connection, index: ChainCoverIndex) -> None:
+    """Add the rooms the index found disordered (chain_cover rule 6) to ``chain_disordered``
+    (rule 5: a room is never taken out)."""
+    rooms = sorted(index.disordered_rooms)
+    if rooms:
+        conn.executemany(
+            "INSERT OR IGNORE INTO chain_disordered (room_nid) "
+            "SELECT room_nid FROM rooms WHERE room_id = ?",
+            [(r,) for r in rooms],
+        )
 
 
 def _feed(
@@ -220,9 +244,9 @@ def _feed(
     """Feed ``rows`` (stored events, in arrival order) to the index, as it was fed them when they
     were first stored: the rooms it may ask about (the events and their auth events) are looked
     up first, and each event sees only the events stored before it."""
-    for arrival, event_id, room_id, _, _ in rows:
+    for arrival, event_id, room_id, *_ in rows:
         feed.known[event_id] = (room_id, arrival)
-    auth_ids = sorted({a for *_, auth in rows for a in auth if a not in feed.known})
+    auth_ids = sorted({a for row in rows for a in row[4] if a not in feed.known})
     for event_id, room_id, arrival in _rooms_and_arrivals(conn, auth_ids, chunk):
         feed.known[event_id] = (room_id, arrival)
     _add_in_order(index, feed, rows)
@@ -244,9 +268,9 @@ def _rooms_and_arrivals(
 def _add_in_order(index: ChainCoverIndex, feed: _Feed, rows: Sequence[_Row]) -> None:
     """Add ``rows`` (in arrival order) to the index, each seeing only what was stored before
     it (``feed.now``)."""
-    for arrival, event_id, room_id, state_key, auth in rows:
+    for arrival, event_id, room_id, state_key, auth, depth in rows:
         feed.now = arrival
-        index.add(IndexedEvent(event_id, room_id, state_key, auth))
+        index.add(IndexedEvent(event_id, room_id, state_key, auth, depth))
     feed.now = 1 << 62
 
 
@@ -255,8 +279,8 @@ def _stored_between(conn: sqlite3.Connection, low: int, high: int) -> list[_Row]
     them. Every event is fed: an event no state event names changes nothing in the index (a
     replay leaves those out), but one a stored state event waits for releases it."""
     rows: list[_Row] = []
-    for arrival, event_id, room_id, is_state, auth_ids, pdu in conn.execute(
-        "SELECT e.arrival, e.event_id, r.room_id, e.is_state, e.auth_ids, "
+    for arrival, event_id, room_id, is_state, auth_ids, depth, pdu in conn.execute(
+        "SELECT e.arrival, e.event_id, r.room_id, e.is_state, e.auth_ids, e.depth, "
         "CASE WHEN e.is_state THEN e.pdu END FROM events e "
         "JOIN rooms r ON r.room_nid = e.room_nid "
         "WHERE e.arrival > ? AND e.arrival < ? ORDER BY e.arrival",
@@ -271,10 +295,11 @@ def _stored_between(conn: sqlite3.Connection, low: int, high: int) -> list[_Row]
                     room_id,
                     (body["type"], body["state_key"]),
                     tuple(json.loads(auth_ids)),
+                    depth,
                 )
             )
         else:
-            rows.append((arrival, event_id, room_id, None, ()))
+            rows.append((arrival, event_id, room_id, None, (), depth))
     return rows
 
 
@@ -282,24 +307,36 @@ def _replay(conn: sqlite3.Connection, chunk: int) -> tuple[ChainCoverIndex, _Fee
     """Rebuild the index from the stored events, as they were first stored (rule 1)."""
     feed = _Feed()
     index = ChainCoverIndex(feed.room_of)
-    state: list[tuple[int, str, str, tuple[str, str], tuple[str, ...]]] = []
-    for arrival, event_id, room_id, auth_ids, pdu in conn.execute(
-        "SELECT e.arrival, e.event_id, r.room_id, e.auth_ids, e.pdu FROM events e "
+    state: list[_Row] = []
+    for arrival, event_id, room_id, auth_ids, depth, pdu in conn.execute(
+        "SELECT e.arrival, e.event_id, r.room_id, e.auth_ids, e.depth, e.pdu FROM events e "
         "JOIN rooms r ON r.room_nid = e.room_nid WHERE e.is_state = 1"
     ):
         body = json.loads(pdu)
         key = (body["type"], body["state_key"])
-        state.append((arrival, event_id, room_id, key, tuple(json.loads(auth_ids))))
+        state.append((arrival, event_id, room_id, key, tuple(json.loads(auth_ids)), depth))
         feed.known[event_id] = (room_id, arrival)
-    # Non-state events matter to the index only as auth events (as edges into other rooms).
-    named = sorted({a for *_, auth in state for a in auth if a not in feed.known})
+    # Non-state events matter to the index only as auth events (as edges into other rooms;
+    # their depths are never compared: only indexed events' are, chain_cover rule 6).
+    named = sorted({a for row in state for a in row[4] if a not in feed.known})
     feeds: list[_Row] = [*state]
     for event_id, room_id, arrival in _rooms_and_arrivals(conn, named, chunk):
         feed.known[event_id] = (room_id, arrival)
-        feeds.append((arrival, event_id, room_id, None, ()))
+        feeds.append((arrival, event_id, room_id, None, (), None))
     feeds.sort()
     _add_in_order(index, feed, feeds)
     return index, feed
+
+
+#: The DDL of schema version 6 (rule 5).
+DISORDERED_SQL: Final = "CREATE TABLE chain_disordered (room_nid INTEGER PRIMARY KEY)"
+
+
+def populate_disordered(conn: sqlite3.Connection, chunk: int) -> None:
+    """Fill the (empty) ``chain_disordered`` table from the stored events: the migration to
+    version 6 (a replay of the index, as :func:`populate`)."""
+    index, _ = _replay(conn, chunk)
+    _record_disordered(conn, index)
 
 
 def populate(conn: sqlite3.Connection, chunk: int) -> None:
@@ -466,4 +503,13 @@ def check(conn: sqlite3.Connection, chunk: int) -> None:
     )
     if got_links != want_links:
         msg = "the chain links disagree with the events"
+        raise StoreError(msg)
+    got_disordered = {
+        r
+        for (r,) in conn.execute(
+            "SELECT r.room_id FROM chain_disordered d JOIN rooms r ON r.room_nid = d.room_nid"
+        )
+    }
+    if got_disordered != set(index.disordered_rooms):
+        msg = "the chain index's disordered rooms disagree with the events"
         raise StoreError(msg)

@@ -45,7 +45,9 @@ version 5 the state keys each room has a stored state event for
     room_state_keys(room_nid, type, state_key) PK all   -- any stored state event, any flags
 
 A key SQLite cannot bind (a lone surrogate) is not recorded, and is always reported present
-(the conservative answer).
+(the conservative answer). Version 6 records the rooms whose depths do not descend along auth
+edges (:class:`~eventgraph.protocols.ChainIndexDepthReader`; ``chain_disordered``, see
+:mod:`eventgraph.stores._sqlite_chain` rule 5).
 
 The forward direction of an edge (an event's ``prev_events`` and ``auth_events`` in PDU order)
 is the JSON column of the event's row, read with its other facts in the same statement; the edge
@@ -203,12 +205,20 @@ def _bindable_key(key: tuple[str, str]) -> bool:
     return True
 
 
+def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
+    """Version 6: the rooms whose depths do not descend along auth edges (the chain index's
+    rule 6), found for the events already stored."""
+    _run_ddl(conn, _sqlite_chain.DISORDERED_SQL)
+    _sqlite_chain.populate_disordered(conn, _chunk_size(conn))
+
+
 _MIGRATIONS: Final[tuple[_Migration, ...]] = (
     _migrate_0_to_1,
     _migrate_1_to_2,
     _migrate_2_to_3,
     _migrate_3_to_4,
     _migrate_4_to_5,
+    _migrate_5_to_6,
 )
 
 #: The schema version this code writes.
@@ -714,6 +724,24 @@ class SqliteStore:
         with self._read() as conn:
             return _sqlite_chain.unindexed(conn, ids, self._chunk)
 
+    # -- ChainIndexDepthReader ----------------------------------------------------------------
+
+    def auth_depths_descend(self, room_ids: Collection[str], /) -> bool:
+        """Whether no room of ``room_ids`` is recorded as disordered (``_sqlite_chain`` rule 5;
+        a room never stored qualifies: it holds no event).
+
+        Complexity: one statement per chunk of room IDs.
+        """
+        ids = _string_ids(room_ids)
+        if not ids:
+            return True
+        rows = self._read_in(
+            "SELECT 1 FROM chain_disordered d JOIN rooms r ON r.room_nid = d.room_nid "
+            "WHERE r.room_id IN ({ids}) LIMIT 1",
+            ids,
+        )
+        return not rows
+
     # -- conveniences for tools ---------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -885,7 +913,14 @@ class SqliteStore:
             self._chain.update(
                 conn,
                 [
-                    (nid_of[e.event_id], e.event_id, e.room_id, e.state_tuple, e.auth_event_ids)
+                    (
+                        nid_of[e.event_id],
+                        e.event_id,
+                        e.room_id,
+                        e.state_tuple,
+                        e.auth_event_ids,
+                        e.depth,
+                    )
                     for e in new
                 ],
                 self._chunk,
