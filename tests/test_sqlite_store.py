@@ -837,6 +837,15 @@ def test_sqlite_store_records_disordered_rooms_as_memory_store_does(tmp_path: Pa
         store.check_invariants()
 
 
+def _downgrade_to_v5(path: Path) -> None:
+    """Turn a database into what schema version 5 wrote: no ``chain_disordered`` table."""
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE chain_disordered")
+    conn.execute("PRAGMA user_version=5")
+    conn.commit()
+    conn.close()
+
+
 def test_opening_a_version_5_database_records_the_disordered_rooms(tmp_path: Path) -> None:
     """Migration 5 -> 6 finds the disordered rooms of the events already stored (a replay of
     the index, with depths); later writes keep the table up."""
@@ -848,11 +857,7 @@ def test_opening_a_version_5_database_records_the_disordered_rooms(tmp_path: Pat
     liar = make_event("$l", auth=["$c"], depth=1, state_key="l")  # not deeper than $c
     with SqliteStore(path) as store:
         store.add_events(ordered)
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE chain_disordered")
-    conn.execute("PRAGMA user_version=5")
-    conn.commit()
-    conn.close()
+    _downgrade_to_v5(path)
     with SqliteStore(path) as store:
         store.check_invariants()
         assert store.auth_depths_descend(["!room:a.example"])
@@ -861,11 +866,7 @@ def test_opening_a_version_5_database_records_the_disordered_rooms(tmp_path: Pat
         store.check_invariants()
     with SqliteStore(path) as store:
         store.add_events([make_event("$q", auth=["$c"], depth=3, state_key="q")])
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE chain_disordered")
-    conn.execute("PRAGMA user_version=5")
-    conn.commit()
-    conn.close()
+    _downgrade_to_v5(path)
     with SqliteStore(path) as store:
         store.check_invariants()
         assert not store.auth_depths_descend(["!room:a.example"])
