@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from ..chain_cover import ChainCoverIndex, IndexedEvent
@@ -215,7 +215,9 @@ class ChainCache:
                 not in stored
             ],
         )
-        _record_disordered(conn, index)
+        # Rule 5: only a room of an event indexed now can have become disordered (the rooms
+        # of events indexed before are recorded already, by the writes that indexed them).
+        _record_disordered(conn, index, {feed.known[e][0] for e in placed})
         conn.execute("UPDATE chain_generation SET generation = ? WHERE id = 1", (generation + 1,))
         self._generation = generation + 1
         if new:
@@ -226,10 +228,12 @@ class ChainCache:
 _Row = tuple[int, str, str, tuple[str, str] | None, tuple[str, ...], int | None]
 
 
-def _record_disordered(conn: sqlite3.Connection, index: ChainCoverIndex) -> None:
-    """Add the rooms the index found disordered (chain_cover rule 6) to ``chain_disordered``
-    (rule 5: a room is never taken out)."""
-    rooms = sorted(index.disordered_rooms)
+def _record_disordered(
+    conn: sqlite3.Connection, index: ChainCoverIndex, rooms: Collection[str]
+) -> None:
+    """Add those of ``rooms`` the index found disordered (chain_cover rule 6) to
+    ``chain_disordered`` (rule 5: a room is never taken out)."""
+    rooms = sorted(r for r in rooms if not index.depths_descend((r,)))
     if rooms:
         conn.executemany(
             "INSERT OR IGNORE INTO chain_disordered (room_nid) "
@@ -336,7 +340,7 @@ def populate_disordered(conn: sqlite3.Connection, chunk: int) -> None:
     """Fill the (empty) ``chain_disordered`` table from the stored events: the migration to
     version 6 (a replay of the index, as :func:`populate`)."""
     index, _ = _replay(conn, chunk)
-    _record_disordered(conn, index)
+    _record_disordered(conn, index, index.disordered_rooms)
 
 
 def populate(conn: sqlite3.Connection, chunk: int) -> None:
