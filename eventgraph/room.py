@@ -1014,19 +1014,17 @@ class _Run:
             rejected = self._rejected
             flags = self._flags_reader
             if flags is not None:
-                # The few outliers and rejected events among them; the others found are
-                # connected and not rejected.
-                flagged = flags.get_flagged_facts(wanted)
-                for event_id in found:
-                    facts = flagged.get(event_id)
-                    if facts is None:
-                        rejected[event_id] = False
-                    elif not facts.outlier:
-                        rejected[event_id] = facts.rejected is not None
+                # Every event found is connected and not rejected, but the few outliers and
+                # rejected events read here and set right below.
+                rejected.update(dict.fromkeys(found, False))
+                read = flags.get_flagged_facts(wanted)
             else:
-                for event_id, facts in store.get_facts(wanted).items():
-                    if not facts.outlier:
-                        rejected[event_id] = facts.rejected is not None
+                read = store.get_facts(wanted)
+            for event_id, facts in read.items():
+                if facts.outlier:
+                    rejected.pop(event_id, None)  # (an outlier's flag may change: not kept)
+                else:
+                    rejected[event_id] = facts.rejected is not None
         if prev_ids:
             self._stored_groups.update(store.get_event_state_groups(sorted(prev_ids)))
 

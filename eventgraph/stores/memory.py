@@ -204,7 +204,7 @@ class MemoryStore:
     def get_flagged_facts(self, event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
         # One probe per ID into a set of the few flagged events (rule 9), at C speed.
         flagged = self._flagged.intersection(event_ids)
-        return self.get_facts(sorted(flagged)) if flagged else {}
+        return self.get_facts(flagged) if flagged else {}
 
     # -- GraphReader --------------------------------------------------------------------------
 
