@@ -779,10 +779,9 @@ def _coloured_difference(
         return None
     # One pass over the starts (a plain loop: cheaper than maps of attribute getters). The
     # partly coloured ones go on the heap now. The fully coloured ones (the shared events) join
-    # the walk only when it comes down to the deepest of them (``waiting_top``):
-    # none of
-    # them can be taken before, so it is the same walk, level for level, and a walk that
-    # ends above them (where a fork meets above the shared state) never makes their entries.
+    # the walk only when it comes down to the deepest of them (``waiting_top``): none of them
+    # can be taken before, so it is the same walk, level for level, and a walk that ends above
+    # them (where a fork meets above the shared state) never makes their entries.
     heap: list[tuple[int, str]] = []
     rooms: set[str] = set()
     partly: set[str] = set()
