@@ -293,6 +293,15 @@ class ChainIndexDepthReader(ChainIndexReader, Protocol):
         ``False`` (the walks then take another way)."""
         ...
 
+    def greatest_depth(self, event_ids: Collection[str], /) -> int | None:
+        """The greatest ``depth`` among the stored events of ``event_ids`` (outliers
+        included), ``None`` if none is stored; unknown IDs are ignored.
+
+        The colouring walk needs no more of the events every side holds until it comes down
+        to them (most forks meet above them): one number instead of their facts.
+        """
+        ...
+
 
 # -- state groups (the state at events, stored as snapshots and deltas) --------------------------
 

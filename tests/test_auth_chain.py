@@ -545,6 +545,37 @@ def test_colouring_walk_answers_where_depths_descend(case: tuple[RoomDag, list[l
     )
 
 
+def test_colouring_walk_lets_shared_events_join_when_it_comes_down_to_them() -> None:
+    """The shared events join the colouring walk (their facts read) when it comes down to the
+    deepest of them: here after taking $b (depth 4) and before $a (depth 2), which the shared
+    $s (depth 3) has in its auth chain, so $a is in every auth chain; a walk ending above the
+    shared events never reads their facts."""
+    store = MemoryStore()
+    for name, depth, auth in (("c", 1, []), ("a", 2, ["c"]), ("s", 3, ["c", "a"]), ("b", 4, ["c"])):
+        store.add_events(
+            [make_event(f"${name}", auth=[f"${x}" for x in auth], depth=depth, state_key=name)]
+        )
+    assert store.auth_depths_descend(["!room:a.example"])
+    sets = [["$s", "$a"], ["$s", "$b"]]
+    expected = ref_difference(dict(store.get_events(["$c", "$a", "$s", "$b"])), sets, True)
+    assert expected == {"$b"}
+    assert ac._coloured_difference(store, {"$s"}, [{"$a"}, {"$b"}]) == frozenset(expected)
+    # Sides that meet above the shared event: only its depth is read, not its facts.
+    store.add_events([make_event("$d", auth=["$c", "$s"], depth=5, state_key="d")])
+    store.add_events([make_event("$e", auth=["$c", "$s"], depth=5, state_key="e")])
+    read: list[set[str]] = []
+    inner = store.get_facts
+
+    def spy(event_ids: Collection[str], /) -> Mapping[str, EventFacts]:
+        read.append(set(event_ids))
+        return inner(event_ids)
+
+    vars(store)["get_facts"] = spy  # (this instance only)
+    assert ac._coloured_difference(store, {"$s"}, [{"$d"}, {"$e"}]) == frozenset({"$d", "$e"})
+    assert read
+    assert all("$s" not in ids for ids in read)
+
+
 def test_depths_descend_is_kept_per_room_and_for_good() -> None:
     """Rule 6 of the chain index: a room is disordered once an indexed event's depth is not
     above a same-room auth event's, whichever arrived first; never again ordered; other rooms

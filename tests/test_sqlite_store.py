@@ -885,6 +885,13 @@ def test_depth_flags_and_colouring_agree_with_memory_store(dag: RoomDag, data: A
         dag.store_into(store)
         for rooms in ([dag.room_id], [dag.other_room_id], [dag.room_id, dag.other_room_id]):
             assert store.auth_depths_descend(rooms) == memory.auth_depths_descend(rooms)
+        # The greatest depth of the stored events among some IDs (unknown ones ignored) is the
+        # greatest of their facts' depths, in both stores.
+        pool = sorted({*dag.event_ids, *dag.missing_ids, "$unknown"})
+        ids = data.draw(st.lists(st.sampled_from(pool)))
+        for reader in (store, memory):
+            depths = [f.depth for f in reader.get_facts(set(ids)).values()]
+            assert reader.greatest_depth(ids) == (max(depths) if depths else None)
         state = [e.event_id for e in dag.events if e.state_key is not None]
         if len(state) >= 2:
             sets = data.draw(st.lists(st.lists(st.sampled_from(state), min_size=1), min_size=2))

@@ -42,7 +42,7 @@ Rules of this module:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Final, Generic, TypeVar, cast
 
 import attrs
@@ -68,6 +68,7 @@ __all__ = ["MemoryStore"]
 #: order. The positions read here:
 _Facts = tuple[str, str, int, tuple[str, ...], tuple[str, ...], bool, bool, str | None, bool, int]
 _ROOM: Final = 1
+_DEPTH_OF = itemgetter(2)
 _OUTLIER: Final = 6
 _REJECTED: Final = 7
 _SOFT_FAILED: Final = 8
@@ -257,6 +258,15 @@ class MemoryStore:
 
     def auth_depths_descend(self, room_ids: Collection[str], /) -> bool:
         return self._chain_index.depths_descend(room_ids)
+
+    def greatest_depth(self, event_ids: Collection[str], /) -> int | None:
+        facts = self._facts
+        try:
+            # At C speed when every ID is stored (the usual case).
+            return max(map(_DEPTH_OF, map(facts.__getitem__, event_ids)), default=None)
+        except KeyError:
+            stored = facts.keys() & event_ids
+            return max(map(_DEPTH_OF, map(facts.__getitem__, stored)), default=None)
 
     # -- conveniences for tools ---------------------------------------------------------------
 

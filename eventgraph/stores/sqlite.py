@@ -742,6 +742,17 @@ class SqliteStore:
         )
         return not rows
 
+    def greatest_depth(self, event_ids: Collection[str], /) -> int | None:
+        """The greatest depth of the stored events among ``event_ids`` (``None`` if none is).
+
+        Complexity: one statement per chunk of IDs (a lookup per ID in SQLite).
+        """
+        rows = self._read_in(
+            "SELECT max(depth) FROM events WHERE event_id IN ({ids})", _string_ids(event_ids)
+        )
+        depths = [row[0] for row in rows if row[0] is not None]
+        return max(depths) if depths else None
+
     # -- conveniences for tools ---------------------------------------------------------------
 
     def __len__(self) -> int:
