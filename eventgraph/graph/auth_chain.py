@@ -808,7 +808,9 @@ def _coloured_difference(
     # leaves a room (rule 2), so events of another room cannot colour those.
     if not store.auth_depths_descend(rooms):
         return None
-    budget = _COLOUR_BUDGET_FACTOR * (len(facts) + len(shared)) + _COLOUR_BUDGET_BASE
+    # (per starting event: the shared ones count when the walk starts from them)
+    begun = len(facts) + len(shared) if from_shared else len(facts)
+    budget = _COLOUR_BUDGET_FACTOR * begun + _COLOUR_BUDGET_BASE
     partial = len(heap)  # partly coloured, not yet taken
     heapify(heap)
     out: list[str] = []
