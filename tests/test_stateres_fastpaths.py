@@ -32,6 +32,7 @@ from eventgraph.graph.auth_chain import auth_chain_difference, auth_chain_ids, c
 from eventgraph.state._checker import AuthChecker
 from eventgraph.state.authz import _DEFAULT_VERIFIER, _check_selected, sender_power_level
 from eventgraph.state.resolution import (
+    _checked,
     _is_power_event,
     _partition_v2,
     _power_events_with_ancestors,
@@ -267,6 +268,59 @@ def test_entries_equal_to_the_first_sets_are_taken_as_those() -> None:
     assert type(unconflicted[("m.room.create", "")]) is str
     assert conflicted_keys == {("m.room.topic", "")}
     assert values == [{"$t"}, {"$u"}]
+
+
+_odd_keys = st.sampled_from(
+    [("a",), ("a", 1), "ab", ("a", "b", "c"), (_Str("t"), "a"), ("t", _Str("b")), (1, "a")]
+)
+_odd_values = st.sampled_from(["$1", "$2", _Str("$1"), _Str("$4"), 1, None])
+_odd_sets = st.dictionaries(_keys | _odd_keys, st.sampled_from(["$1", "$2", "$3"]) | _odd_values)
+
+
+def _good_entry(key: object, value: object) -> bool:
+    return (
+        type(value) is str
+        and type(key) is tuple
+        and len(key) == 2
+        and type(key[0]) is str
+        and type(key[1]) is str
+    )
+
+
+@settings(max_examples=300)
+@given(first=_sets | _odd_sets, second=_sets | _odd_sets, unhashable=st.booleans())
+def test_split_of_two_sets_equals_the_definition(
+    first: dict[Any, Any], second: dict[Any, Any], unhashable: bool
+) -> None:
+    """Two sets' input check, with the differing keys and each set's values at them found in
+    the same loop (``_checked``), against the definitions: refused exactly when an entry of the
+    first set, or one of the second not equal to an entry of the first, is not
+    ``(str, str) -> str``; otherwise the keys not equal in both and the values there."""
+    if unhashable:
+        second = {**second, ("t", "u"): ["$x"]}
+    sets = [first, second]
+    expected_ok = all(_good_entry(k, v) for k, v in first.items()) and all(
+        _good_entry(k, v) or (k, v) in first.items() for k, v in second.items()
+    )
+    if not expected_ok:
+        with pytest.raises(InvalidRequestError):
+            _checked(sets)
+        return
+    checked, split = _checked(sets)
+    assert checked == sets
+    assert split is not None
+    differing = {k for k in first.keys() | second.keys() if (k, first.get(k)) not in second.items()}
+    differing |= {k for k in second if (k, second[k]) not in first.items()}
+    assert split == (
+        differing,
+        [
+            {first[k] for k in differing if k in first},
+            {second[k] for k in differing if k in second},
+        ],
+    )
+    for value in split[1][0] | split[1][1]:
+        assert type(value) is str
+    assert _partition_v2(sets, *split) == _partition_v2(sets)
 
 
 @given(room=rooms, data=st.data())
