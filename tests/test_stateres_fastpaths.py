@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from eventgraph import AuthError, Event, InvalidRequestError, MemoryStore, StateKey
@@ -134,6 +134,140 @@ def test_apply_equals_plain_checks(room: RoomStates, data: st.DataObject, scramb
         if ev.state_key is not None and plain.allowed_plain(expected, event_id):
             expected[(ev.type, ev.state_key)] = event_id
     assert got == expected
+    assert (fast.checks, fast.known) == (plain.checks, plain.known)
+
+
+@settings(max_examples=300)
+@given(room=rooms, data=st.data())
+def test_apply_in_several_calls_equals_plain_checks(room: RoomStates, data: st.DataObject) -> None:
+    """One checker's ``apply`` called several times (as state resolution does, steps 2 and 4;
+    the parsed create event kept from one call to the next), each on a state of the room or on
+    the state the last call left, answers and counts as ``allowed_plain`` event by event."""
+    events = room.store.get_events(sorted(room.events))
+    rejected = set(room.store.rejected)
+    fallback = room.rv.identifier != "1"
+    fast = AuthChecker(room.rv, events, rejected, fallback_to_own_auth_events=fallback)
+    plain = AuthChecker(room.rv, events, rejected, fallback_to_own_auth_events=fallback)
+    got = dict(room.after[data.draw(st.sampled_from(sorted(room.after)))])
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):
+            got = dict(room.after[data.draw(st.sampled_from(sorted(room.after)))])
+        ordered = data.draw(st.lists(st.sampled_from(sorted(events)), max_size=12))
+        expected = dict(got)
+        fast.apply(got, ordered)
+        for event_id in ordered:
+            ev = events[event_id]
+            if ev.state_key is not None and plain.allowed_plain(expected, event_id):
+                expected[(ev.type, ev.state_key)] = event_id
+        assert got == expected
+        assert (fast.checks, fast.known) == (plain.checks, plain.known)
+
+
+_level_values = st.sampled_from([0, 10, 50, 60, 75, 100])
+_USERS = ["@a:x", "@b:x", "@c:x", "@d:x"]
+
+
+@settings(max_examples=300)
+@given(
+    version=st.sampled_from(["6", "10", "11", "12"]),
+    named=st.fixed_dictionaries(
+        {},
+        optional={
+            "kick": _level_values,
+            "ban": _level_values,
+            "state_default": _level_values,
+            "users_default": st.sampled_from([0, 10, 50]),
+        },
+    ),
+    user_levels=st.lists(st.none() | _level_values, min_size=4, max_size=4),
+    topic_level=st.none() | _level_values,
+    with_levels=st.booleans(),
+    actions=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.sampled_from(["leave", "ban", "join", "m.room.topic", "m.test.state"]),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+)
+# An unban below the ban level and at the kick level; a ban by an RV 12 creator (not in users).
+@example("11", {"kick": 10, "ban": 75}, [100, 50, None, None], None, True, [(1, 3, "leave")])
+@example("12", {}, [None, 50, None, None], None, True, [(0, 1, "ban")])
+def test_apply_reads_levels_as_the_rules(
+    version: str,
+    named: dict[str, int],
+    user_levels: list[int | None],
+    topic_level: int | None,
+    with_levels: bool,
+    actions: list[tuple[int, int, str]],
+) -> None:
+    """``AuthChecker.apply``'s inline rule-7 cases (kicks, bans, unbans, leaves, joins, state
+    events; the named levels and the users' levels read inline) against ``allowed_plain`` over
+    generated power levels (kick, ban, state and users defaults, users' levels, an event's
+    level; no power levels event; RV 12 creators): events flagged rejected, so that only the
+    state decides (no rule 4, no fallback)."""
+    v12 = version == "12"
+    room = "!create" if v12 else "!r:x"
+    made: list[Event] = []
+
+    def add(type_: str, key: str, sender: str, content: dict[str, JsonValue]) -> Event:
+        ev = make_event(
+            f"${len(made)}" if made else "$create",
+            room_id=room,
+            version=version,
+            type=type_,
+            state_key=key,
+            sender=sender,
+            content=content,
+            origin_server_ts=len(made),
+        )
+        made.append(ev)
+        return ev
+
+    state: dict[StateKey, str] = {}
+
+    def put(ev: Event) -> None:
+        state[(ev.type, ev.state_key or "")] = ev.event_id
+
+    put(add("m.room.create", "", _USERS[0], {"room_version": version, "creator": _USERS[0]}))
+    put(add("m.room.join_rules", "", _USERS[0], {"join_rule": "public"}))
+    if with_levels:
+        users: dict[str, JsonValue] = {
+            u: lv
+            for u, lv in zip(_USERS, user_levels, strict=True)
+            if lv is not None and not (v12 and u == _USERS[0])
+        }
+        content: dict[str, JsonValue] = {**named, "users": users}
+        if topic_level is not None:
+            content["events"] = {"m.room.topic": topic_level}
+        put(add("m.room.power_levels", "", _USERS[0], content))
+    for user in _USERS[:3]:
+        put(add("m.room.member", user, user, {"membership": "join"}))
+    put(add("m.room.member", _USERS[3], _USERS[0], {"membership": "ban"}))  # to unban
+    ordered = []
+    for sender, target, kind in actions:
+        if kind in ("leave", "ban"):
+            ev = add("m.room.member", _USERS[target], _USERS[sender], {"membership": kind})
+        elif kind == "join":
+            ev = add("m.room.member", _USERS[target], _USERS[target], {"membership": "join"})
+        elif kind == "m.room.topic":
+            ev = add(kind, "", _USERS[sender], {"topic": "t"})
+        else:
+            ev = add(kind, _USERS[target], _USERS[sender], {})
+        ordered.append(ev.event_id)
+    events = {ev.event_id: ev for ev in made}
+    rv = made[0].room_version
+    fast = AuthChecker(rv, events, set(ordered), fallback_to_own_auth_events=False)
+    plain = AuthChecker(rv, events, set(ordered), fallback_to_own_auth_events=False)
+    got = dict(state)
+    fast.apply(got, ordered)
+    for event_id in ordered:
+        ev = events[event_id]
+        if plain.allowed_plain(state, event_id):
+            put(ev)
+    assert got == state
     assert (fast.checks, fast.known) == (plain.checks, plain.known)
 
 

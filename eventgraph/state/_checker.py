@@ -50,13 +50,13 @@ from ..events.event import Event, StateKey
 from ..events.room_versions import RoomVersion
 from .authz import (
     _DEFAULT_VERIFIER,
+    _NAMED_DEFAULTS,
     Level,
     _check_selected,
     _Create,
     _create_of,
     _Levels,
     _levels_of,
-    _named_level,
     _user_level,
     check_auth,
 )
@@ -93,6 +93,7 @@ class AuthChecker:
     __slots__ = (
         "_fallback",
         "_keys",
+        "_last_create",
         "_levels",
         "_levels_fn",
         "_rv",
@@ -117,6 +118,8 @@ class AuthChecker:
         self._keys: dict[str, tuple[StateKey, ...]] = {}
         self._levels: dict[str, _Levels] = {}
         self._levels_fn = _memoised_levels(self._levels)
+        # The create event :meth:`apply` last handed to the rules, parsed.
+        self._last_create: tuple[object, _Create | None] = (_UNSET, None)
         self.checks = 0
         self.known = 0
 
@@ -409,14 +412,16 @@ class AuthChecker:
 
         Rule 6: the answers are :meth:`allowed`'s, but each state entry read is looked up and
         vetted once per call, not once per event that reads it. ``vetted`` maps a state key to
-        its entry's event: the loaded event filed under that key and of the room, ``None`` for
-        an entry absent or not loaded, or :data:`_ODD` for one filed under another key or of
-        another room. The rules read only the keys the auth events selection picks (a property
-        test holds them to it) and ``None`` reads as absent, so ``vetted`` itself is the auth
-        events mapping handed to them — when every key of the event is vetted and none needs a
-        fallback to its own auth events (rule 2); otherwise the event goes the way of
-        :meth:`allowed`. (One loop, with the checks inline: this is the hot path of state
-        resolution.)
+        its entry's event: the loaded event filed under that key and of the room, or ``None``
+        for an entry absent or not loaded — or filed under another key or of another room,
+        whose key is then in ``odd``. The rules read only the keys the auth events selection
+        picks (a property test holds them to it) and ``None`` reads as absent, so ``vetted``
+        itself is the auth events mapping handed to them — when every key of the event is
+        vetted, none in ``odd`` and none needs a fallback to its own auth events (rule 2);
+        otherwise the event goes the way of :meth:`allowed`. Rule 4 is judged in the loop that
+        reads the entries: the selected events are the event's own when they are all among
+        its auth events and as many. (One loop, with the checks inline: this is the hot path
+        of state resolution.)
         """
         events = self.events
         keys_of = self._keys
@@ -424,15 +429,23 @@ class AuthChecker:
         fallback = self._fallback
         rv = self._rv
         v12 = rv.room_id_is_create_event_id
+        infinite = rv.creators_have_infinite_power
         levels_fn = self._levels_fn
-        vetted: dict[StateKey, Event | _Odd | None] = {}
+        vetted: dict[StateKey, Event | None] = {}
         vetted_get = vetted.get
+        odd: set[StateKey] = set()
         # The create and power levels events last handed to the rules, parsed (they change
-        # only when such an event is applied).
-        last_create: object = _UNSET
+        # only when such an event is applied); the create event's kept from the last call.
+        last_create, create_info = self._last_create
         last_pl: object = _UNSET
-        create_info: _Create | None = None
         levels: _Levels | None = None
+        # What rule 7 reads of ``levels``: the named levels (defaults filled in), the events'
+        # levels, and the users' (``users_get`` is ``None`` when ``_user_level`` answers: no
+        # power levels event, or creators infinitely powerful).
+        named: Mapping[str, int] = _NAMED_DEFAULTS
+        event_levels: Mapping[str, int] = _NO_LEVELS
+        users_get: Callable[[str, int], int] | None = None
+        users_default = 0
         state_get = state.get
         events_get = events.get
         room_id: str | None = None
@@ -449,11 +462,15 @@ class AuthChecker:
             if ev_room != room_id:  # another room (never in state resolution): no vetting
                 ok = self._decide(state, ev)
             else:
-                keys = keys_of.get(event_id)
-                if keys is None:
+                try:
+                    keys = keys_of[event_id]
+                except KeyError:
                     keys = self.auth_keys(ev)
-                present = 0
-                odd = False
+                own = ev.auth_event_ids
+                # Rule 4 judged on the way: how many keys have no entry, and whether an entry
+                # is not among the event's own auth events.
+                missing = 0
+                stranger = False
                 for key in keys:
                     entry = vetted_get(key, _UNSET)
                     if entry is _UNSET:
@@ -464,19 +481,22 @@ class AuthChecker:
                             or entry.state_key != key[1]
                             or entry.room_id != room_id
                         ):
-                            entry = _ODD
+                            odd.add(key)
+                            entry = None
                         vetted[key] = entry
-                    if entry is not None:
-                        if entry is _ODD:
-                            odd = True
-                            break
-                        present += 1
-                amap: Mapping[StateKey, Event | _Odd | None] = vetted
-                if not odd and present < len(keys) and fallback:
+                    if entry is None:
+                        missing += 1
+                    elif entry.event_id not in own:  # type: ignore[attr-defined]  # an Event
+                        stranger = True
+                amap: Mapping[StateKey, Event | None] = vetted
+                foreign = False
+                if odd:
+                    foreign = not odd.isdisjoint(keys)
+                if missing and fallback and not foreign:
                     # Rule 2's fallback: a key absent from the state takes the event's own
                     # auth event filed under it, if not rejected (the first such one).
                     fills: dict[StateKey, Event] | None = None
-                    for auth_id in ev.auth_event_ids:
+                    for auth_id in own:
                         auth = events_get(auth_id)
                         if auth is None or auth.state_key is None or auth_id in rejected:
                             continue
@@ -487,7 +507,7 @@ class AuthChecker:
                             and (fills is None or key not in fills)
                         ):
                             if auth.room_id != room_id:
-                                odd = True  # of another room: let check_auth judge it
+                                foreign = True  # of another room: let check_auth judge it
                                 break
                             if fills is None:
                                 fills = {}
@@ -495,26 +515,18 @@ class AuthChecker:
                     if fills:
                         amap = {key: vetted[key] for key in keys}
                         amap.update(fills)
-                        present += len(fills)
-                if odd:
+                        missing -= len(fills)  # filled with its own auth events
+                if foreign:
                     ok = self._decide(state, ev)
+                elif not stranger and len(keys) - missing == len(own) and event_id not in rejected:
+                    # Distinct keys, each its event's own: distinct events, all among its own
+                    # auth events and as many.
+                    known += 1  # rule 4: its own auth events, which it passed
+                    ok = True
                 else:
-                    own = ev.auth_event_ids
-                    if present == len(own) and event_id not in rejected:
-                        for key in keys:
-                            selected = amap[key]
-                            if selected is None:
-                                continue
-                            if selected.event_id not in own:  # type: ignore[union-attr]  # no _ODD
-                                break
-                        else:
-                            known += 1  # rule 4: its own auth events, which it passed
-                            state[(ev.type, state_key)] = event_id
-                            vetted[(ev.type, state_key)] = ev
-                            continue
                     create = amap.get(_CREATE)
                     if (
-                        not isinstance(create, Event)
+                        create is None
                         or ev.type == "m.room.create"
                         or (
                             v12
@@ -529,9 +541,18 @@ class AuthChecker:
                         pl = amap.get(_POWER_LEVELS)
                         if pl is not last_pl:
                             last_pl = pl
-                            levels = None if pl is None else levels_fn(rv, pl)  # type: ignore[arg-type]  # no _ODD
+                            if pl is None:
+                                levels = None
+                                named, event_levels, users_get = _NAMED_DEFAULTS, _NO_LEVELS, None
+                            else:
+                                levels = levels_fn(rv, pl)
+                                named, event_levels = levels.resolved, levels.events
+                                if not infinite:
+                                    users_get = levels.users.get
+                                    users_default = named["users_default"]
                         assert create_info is not None
-                        # Rule 7: the commonest cases decided inline, as the rules decide them.
+                        # Rule 7: the commonest cases decided inline, as the rules decide them
+                        # (``_user_level`` and ``_named_level`` inline when ``users_get``).
                         fast: bool | None = None
                         etype = ev.type
                         if create_info.federate_false:
@@ -543,13 +564,13 @@ class AuthChecker:
                                 pass
                             elif state_key == ev.sender:
                                 member = amap.get((_MEMBER, state_key))
-                                had = None if member is None else member.content.get("membership")  # type: ignore[union-attr]  # no _ODD
+                                had = None if member is None else member.content.get("membership")
                                 membership = content.get("membership")
                                 if membership == "join":
                                     jr = amap.get(_JOIN_RULES)
                                     if (
                                         jr is not None
-                                        and jr.content.get("join_rule") == "public"  # type: ignore[union-attr]  # no _ODD
+                                        and jr.content.get("join_rule") == "public"
                                         and had != "ban"
                                     ):
                                         fast = True  # join rules 2, 3, 6 (rule 1 also allows)
@@ -566,41 +587,51 @@ class AuthChecker:
                                     # Leave rules 2–5 (a kick, an unban) and ban rules 1–3.
                                     sender = ev.sender
                                     member = amap.get((_MEMBER, sender))
-                                    if (
-                                        member is None or member.content.get("membership") != "join"  # type: ignore[union-attr]  # no _ODD
-                                    ):
+                                    if member is None or member.content.get("membership") != "join":
                                         fast = False
                                     else:
-                                        level = _user_level(rv, sender, create_info, levels)
+                                        level: Level
+                                        target_level: Level
+                                        if users_get is None:
+                                            level = _user_level(rv, sender, create_info, levels)
+                                        else:
+                                            level = users_get(sender, users_default)
                                         target = amap.get((_MEMBER, state_key))
                                         if membership == "leave" and (
                                             target is not None
-                                            and target.content.get("membership") == "ban"  # type: ignore[union-attr]  # no _ODD
-                                            and level < _named_level(levels, "ban")
+                                            and target.content.get("membership") == "ban"
+                                            and level < named["ban"]
                                         ):
                                             fast = False  # leave rule 3: unbanning
+                                        elif (
+                                            level < named["ban" if membership == "ban" else "kick"]
+                                        ):
+                                            fast = False
                                         else:
-                                            fast = level >= _named_level(
-                                                levels, "ban" if membership == "ban" else "kick"
-                                            ) and (
-                                                _user_level(rv, state_key, create_info, levels)
-                                                < level
-                                            )
+                                            if users_get is None:
+                                                target_level = _user_level(
+                                                    rv, state_key, create_info, levels
+                                                )
+                                            else:
+                                                target_level = users_get(state_key, users_default)
+                                            fast = target_level < level
                         elif etype not in _GENERAL_TYPES:
                             # Rules 6 / 5 (joined sender), 8 / 7 (required level), 9 / 8 ('@').
-                            member = amap.get((_MEMBER, ev.sender))
-                            if (
-                                member is None or member.content.get("membership") != "join"  # type: ignore[union-attr]  # no _ODD
-                            ):
+                            sender = ev.sender
+                            member = amap.get((_MEMBER, sender))
+                            if member is None or member.content.get("membership") != "join":
                                 fast = False
                             else:
-                                sender = ev.sender
-                                required = levels.events.get(etype) if levels is not None else None
+                                required = event_levels.get(etype)
                                 if required is None:
-                                    required = _named_level(levels, "state_default")
-                                fast = required <= _user_level(
-                                    rv, sender, create_info, levels
-                                ) and (state_key[:1] != "@" or state_key == sender)
+                                    required = named["state_default"]
+                                if users_get is None:
+                                    level = _user_level(rv, sender, create_info, levels)
+                                else:
+                                    level = users_get(sender, users_default)
+                                fast = required <= level and (
+                                    state_key[:1] != "@" or state_key == sender
+                                )
                         if fast is not None:
                             ok = fast
                         else:
@@ -609,7 +640,7 @@ class AuthChecker:
                                 _check_selected(
                                     rv,
                                     ev,
-                                    amap,  # type: ignore[arg-type]  # None: absent; no _ODD read
+                                    amap,  # type: ignore[arg-type]  # None: absent
                                     create,
                                     _DEFAULT_VERIFIER,
                                     levels_fn,
@@ -623,8 +654,11 @@ class AuthChecker:
                 state[key] = event_id
                 if ev_room == room_id:
                     vetted[key] = ev  # filed under its own key, of the room
+                    if odd:
+                        odd.discard(key)
                 else:
                     vetted.pop(key, None)
+        self._last_create = (last_create, create_info)
         self.checks += checks
         self.known += known
 
@@ -651,11 +685,5 @@ def _memoised_levels(memo: dict[str, _Levels]) -> Callable[[RoomVersion, Event],
     return levels_of
 
 
-class _Odd:
-    """The marker of a state entry filed under another key or of another room."""
-
-    __slots__ = ()
-
-
-_ODD: Final = _Odd()
 _UNSET: Final = object()
+_NO_LEVELS: Final[Mapping[str, int]] = {}

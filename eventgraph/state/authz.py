@@ -286,6 +286,7 @@ class _Levels:
         "events",
         "named",
         "notifications",
+        "resolved",
         "room_version",
         "users",
         "users_problem",
@@ -336,6 +337,8 @@ class _Levels:
                         self.users[user] = level
                         if type(user) is str:
                             _remember_user_id(user)
+        # Every named level, its default where the content has none (what ``get`` answers).
+        self.resolved: dict[str, int] = {**_NAMED_DEFAULTS, **self.named}
 
     def _read_map(
         self, rv: RoomVersion, content: Mapping[str, JsonValue], name: str
@@ -356,8 +359,7 @@ class _Levels:
         return out
 
     def get(self, name: str) -> int:
-        level = self.named.get(name)
-        return _NAMED_DEFAULTS[name] if level is None else level
+        return self.resolved[name]
 
 
 class _Create:
