@@ -576,13 +576,56 @@ def test_power_ancestor_reached_only_through_an_unconflicted_event() -> None:
 @given(room=rooms)
 def test_select_all_equals_auth_keys(room: RoomStates) -> None:
     """``AuthChecker.select_all`` (the commonest selections inline) memoises, for every event,
-    the keys ``auth_keys`` selects (held to ``auth_types_for_event`` in ``test_authz``), and
-    returns a set holding their union."""
-    events = room.store.get_events(sorted(room.events))
+    the keys ``auth_keys`` selects (held to ``auth_types_for_event`` in ``test_authz``), returns
+    a set holding their union, and lists the power events (``_is_power_event``) in order —
+    of the room's events and of odd ones (non-state power-levels and join-rules events,
+    memberships that are not strings, self-bans, invites)."""
+    events = dict(room.store.get_events(sorted(room.events)))
+    v = room.rv
+    odd = [
+        make_event("$o1", version=v, type="m.room.power_levels", content={}),
+        make_event("$o2", version=v, type="m.room.join_rules", content={}),
+        make_event(
+            "$o3",
+            version=v,
+            type="m.room.member",
+            state_key="@t:x",
+            sender="@s:x",
+            content={"membership": ["ban"]},
+        ),
+        make_event(
+            "$o4",
+            version=v,
+            type="m.room.member",
+            state_key="@s:x",
+            sender="@s:x",
+            content={"membership": "ban"},
+        ),
+        make_event(
+            "$o5",
+            version=v,
+            type="m.room.member",
+            state_key="@t:x",
+            sender="@s:x",
+            content={"membership": "invite"},
+        ),
+        make_event(
+            "$o6",
+            version=v,
+            type="m.room.member",
+            state_key="@t:x",
+            sender="@s:x",
+            content={"membership": "leave"},
+        ),
+        make_event("$o7", version=v, type="m.room.join_rules", state_key="", content={}),
+    ]
+    events.update((ev.event_id, ev) for ev in odd)
     fast = AuthChecker(room.rv, events, set())
     plain = AuthChecker(room.rv, events, set())
-    needed = fast.select_all(events[e] for e in sorted(events))
+    power: list[str] = []
+    needed = fast.select_all((events[e] for e in sorted(events)), power)
     for event_id in sorted(events):
         keys = plain.auth_keys(events[event_id])
         assert fast.auth_keys(events[event_id]) == keys, event_id
         assert needed.issuperset(keys)
+    assert power == [e for e in sorted(events) if _is_power_event(events[e])]

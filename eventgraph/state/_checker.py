@@ -177,12 +177,19 @@ class AuthChecker:
         """The state keys the checks of ``event_ids`` may read (to load them in one batch)."""
         return self.select_all(map(self.events.__getitem__, event_ids))
 
-    def select_all(self, evs: Iterable[Event]) -> set[StateKey]:
+    def select_all(self, evs: Iterable[Event], power: list[str] | None = None) -> set[StateKey]:
         """:meth:`auth_keys` of each event (memoised for the checks), and a set holding their
         union: the state keys the checks of ``evs`` may read, to load them in one batch.
+        ``power``: a list the power events among ``evs`` are appended to, in order, if given.
+
+        Spec (``power``): v2 "Power events": a state event of type ``m.room.power_levels`` or
+        ``m.room.join_rules``, or an ``m.room.member`` whose membership is ``leave`` or ``ban``
+        and whose sender does not match its ``state_key``
+        (:func:`~eventgraph.state.resolution._is_power_event`).
 
         One loop with :meth:`auth_keys`'s commonest selections inline (state resolution calls
-        it once on the whole full conflicted set); a test holds the two equal.
+        it once on the whole full conflicted set, with ``power``: the type, sender, state key
+        and membership it reads are the selection's); a test holds the two equal.
         """
         memo = self._keys
         needed: set[StateKey] = {_CREATE, _POWER_LEVELS}
@@ -200,6 +207,12 @@ class AuthChecker:
                     sender_key = (_MEMBER, ev.sender)
                     keys = (_CREATE, _POWER_LEVELS, sender_key)
                     add(sender_key)
+                    if (
+                        power is not None
+                        and (etype == "m.room.power_levels" or etype == "m.room.join_rules")
+                        and ev.state_key is not None
+                    ):
+                        power.append(ev.event_id)
             else:
                 target = ev.state_key
                 content = ev.content
@@ -209,7 +222,7 @@ class AuthChecker:
                     or membership == "invite"
                     or (membership == "join" and restricted and _VIA in content)
                 ):
-                    keys = select(ev)
+                    keys = select(ev)  # (no power event: not a leave or a ban)
                     needed.update(keys)
                 else:
                     sender = ev.sender
@@ -219,6 +232,8 @@ class AuthChecker:
                         target_key = (_MEMBER, target)
                         add(target_key)
                         keys = (_CREATE, _POWER_LEVELS, sender_key, target_key)
+                        if power is not None and (membership == "leave" or membership == "ban"):
+                            power.append(ev.event_id)
                     else:
                         keys = (_CREATE, _POWER_LEVELS, sender_key)
                     if membership == "join" or membership == "knock":

@@ -64,7 +64,6 @@ _CREATE: StateKey = ("m.room.create", "")
 _POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 _JOIN_RULES: StateKey = ("m.room.join_rules", "")
 _MEMBER = "m.room.member"
-_LEAVE_OR_BAN = ("leave", "ban")  # a tuple: untrusted content is compared, never hashed
 
 
 def resolve_state(
@@ -726,39 +725,27 @@ def _resolve_v2(
     events = loaded.events
     # Only state events of this room take part ("a sorted list of state events").
     # (no order needed: every ordering below is total, rule 2)
+    # One pass over the full set: the auth events and, in v2, the keys of its events (whose
+    # unconflicted values the checks may overwrite: step 5 writes them back); then the state
+    # keys its checks read (their unconflicted entries loaded with the auth events, in one
+    # batch) and its power events (Spec: v2 "Power events", found by ``select_all``).
     full_ids: list[str] = []
     full_events: list[Event] = []
+    wanted: set[str] = set()
+    own_keys: set[StateKey] = set()
     events_get = events.get
     for e in full:  # (a plain loop: cheaper than comprehensions and maps)
         ev = events_get(e)
-        if ev is not None and ev.state_key is not None:
-            full_ids.append(e)
-            full_events.append(ev)
+        if ev is not None:
+            state_key = ev.state_key
+            if state_key is not None:
+                full_ids.append(e)
+                full_events.append(ev)
+                wanted.update(ev.auth_event_ids)
+                own_keys.add((ev.type, state_key))
     checker = AuthChecker(rv, events, loaded.rejected)
-    # One pass over the full set: the auth events and the unconflicted entries its checks read
-    # (loaded next, in one batch), its power events and, in v2, the unconflicted values of its
-    # keys (which the checks may overwrite: step 5 writes them back).
-    needed = checker.select_all(full_events)
-    wanted: set[str] = set()
-    own_keys: set[StateKey] = set()
     power: list[str] = []
-    for ev in full_events:
-        wanted.update(ev.auth_event_ids)
-        etype = ev.type
-        own_keys.add((etype, ev.state_key or ""))  # a state event: the "or" never applies
-        # Spec: v2 "Power events": a state event of type m.room.power_levels or
-        # m.room.join_rules, or an m.room.member whose membership is leave or ban and whose
-        # sender does not match its state_key (as _is_power_event).
-        if (
-            etype == "m.room.power_levels"
-            or etype == "m.room.join_rules"
-            or (
-                etype == _MEMBER
-                and ev.sender != ev.state_key
-                and ev.content.get("membership") in _LEAVE_OR_BAN
-            )
-        ):
-            power.append(ev.event_id)
+    needed = checker.select_all(full_events, power)
     # (keys view & set walks the set, however large the state: set & keys view would not)
     value_of = unconflicted.__getitem__
     wanted.update(map(value_of, unconflicted.keys() & needed))
