@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_ingest
-from bench_vs_synapse import Synapse, append_rows
+from bench_vs_synapse import Synapse, append_rows, pin_to_one_cpu
 
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.stores.memory import MemoryStore
@@ -300,11 +300,15 @@ def main() -> None:
         default=0,
         help="Synapse measures every k-th PDU of each part (default: 1 up to 10^5 events, else 10)",
     )
+    parser.add_argument(
+        "--cpu", type=int, default=None, help="the CPU both sides run on (-1: not pinned)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
+    pinned = pin_to_one_cpu(args.cpu)  # (as bench_vs_synapse.py: one core's conditions for both)
     header = (
         f"# bench_ingest_vs_synapse.py  machine: {platform.platform()} python "
-        f"{platform.python_version()} {time.strftime('%Y-%m-%d %H:%M')}  target: ours <= "
+        f"{platform.python_version()} {time.strftime('%Y-%m-%d %H:%M')}  {pinned}  target: ours <= "
         f"{TARGET:.2f}x Synapse's parse + auth per event\n"
         "# events part pdus ours_median_us ours_min_us ours_rate_median "
         "synapse_parse_median_us synapse_auth_median_us synapse_median_us synapse_parse_min_us "

@@ -27,8 +27,14 @@ Set up the baseline once (not a dependency of eventgraph; nothing of it is copie
     /tmp/synapse-venv/bin/pip install matrix-synapse==1.163.2
 
 Run: ``python benchmarks/bench_vs_synapse.py --synapse-python /tmp/synapse-venv/bin/python
-[--quick] [--version 11|12] [--rounds K] [--repeat N]``. Rows are appended to
+[--quick] [--version 11|12] [--rounds K] [--repeat N] [--cpu C]``. Rows are appended to
 ``benchmarks/results/vs_synapse.txt``.
+
+Both processes run on one CPU (``--cpu``; by default the last this process may use). They never
+run at once (each waits for the other's answer), so pinning costs neither side anything, and it
+makes them share one core's conditions: on this shared 2-core host the two cores are not equally
+loaded, and unpinned the ratio of medians of the 10^3/10 row moved between 3.5x and 6.0x from one
+run to the next (pinned: 4.8x–6.1x, and 5.2x–6.4x by minima, in four runs).
 
 Each row also says whether the two answers are equal. Synapse's event IDs are reference hashes,
 so the worker maps IDs (see its docstring); where two events tie on power level and timestamp
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -55,6 +62,18 @@ from eventgraph.state.resolution import _resolve, _Stats
 
 RESULTS = Path(__file__).resolve().parent / "results" / "vs_synapse.txt"
 WORKER = Path(__file__).resolve().parent / "synapse_worker.py"
+
+
+def pin_to_one_cpu(cpu: int | None) -> str:
+    """Run this process, and the worker it starts next, on one CPU (``None``: the last this
+    process may use; a negative number: not pinned). Says what was done, for the header."""
+    if cpu is not None and cpu < 0:
+        return "not pinned"
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity here)"
+    chosen = max(os.sched_getaffinity(0)) if cpu is None else cpu
+    os.sched_setaffinity(0, {chosen})  # (inherited by the worker process)
+    return f"pinned to CPU {chosen}"
 
 
 class Synapse:
@@ -152,14 +171,18 @@ def main() -> None:
     parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--cpu", type=int, default=None, help="the CPU both sides run on (-1: not pinned)"
+    )
     parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    pinned = pin_to_one_cpu(args.cpu)
     rv = room_version(args.version)
     shapes = [(1_000, 100)] if args.quick else [(1_000, 100), (10_000, 1_000), (100_000, 10_000)]
     header = (
         f"# bench_vs_synapse.py  room version {rv.identifier}  python "
         f"{platform.python_version()}  {platform.machine()}  rounds {args.rounds} x repeat "
-        f"{args.repeat}\n# prefix members changes auth_checks eventgraph_median_ms "
+        f"{args.repeat}  {pinned}\n# prefix members changes auth_checks eventgraph_median_ms "
         "synapse_median_ms ratio synapse_without_walk_median_ms ratio eventgraph_min_ms "
         "synapse_min_ms ratio "
         "synapse_without_walk_min_ms ratio same_answer"
