@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import types
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import example, given, settings
@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from eventgraph import AuthError, Event, InvalidRequestError, MemoryStore, StateKey
 from eventgraph.events.canonical_json import JsonValue
+from eventgraph.events.room_versions import room_version
 from eventgraph.graph.auth_chain import auth_chain_difference, auth_chain_ids, conflicted_subgraph
 from eventgraph.state._checker import AuthChecker
 from eventgraph.state.authz import _DEFAULT_VERIFIER, _check_selected, sender_power_level
@@ -433,9 +434,17 @@ def test_split_of_two_sets_equals_the_definition(
     if unhashable:
         second = {**second, ("t", "u"): ["$x"]}
     sets = [first, second]
-    expected_ok = all(_good_entry(k, v) for k, v in first.items()) and all(
-        _good_entry(k, v) or (k, v) in first.items() for k, v in second.items()
-    )
+    # In the first set, a key's first element equal to an earlier key's is taken as that one
+    # (``_check_keys_values``: the first elements are checked as the keys of ``dict(keys)``).
+    earliest: dict[object, object] = {}
+    for k in first:
+        if type(k) is tuple and len(k) == 2:
+            earliest.setdefault(k[0], k[0])
+    expected_ok = all(
+        _good_entry(k, v)
+        or (_good_entry((earliest[k[0]], k[1]), v) if type(k) is tuple and len(k) == 2 else False)
+        for k, v in first.items()
+    ) and all(_good_entry(k, v) or (k, v) in first.items() for k, v in second.items())
     if not expected_ok:
         with pytest.raises(InvalidRequestError):
             _checked(sets)
@@ -474,6 +483,92 @@ def test_power_sort_keys_equal_sender_power_level(room: RoomStates, data: st.Dat
         expected[event_id] = (-level, ev.origin_server_ts, event_id)
         assert checker.sender_power(ev) == level, event_id
     assert checker.power_sort_keys(events[e] for e in order) == expected
+
+
+_SENDERS = ["@a:x", "@b:x", "@c:x"]
+
+
+@settings(max_examples=300)
+@given(
+    version=st.sampled_from(["1", "10", "11", "12"]),
+    pl_users=st.lists(
+        st.dictionaries(st.sampled_from(_SENDERS[1:]), st.integers(-5, 120), max_size=2),
+        min_size=1,
+        max_size=3,
+    ),
+    odd_pl_key=st.booleans(),
+    checked=st.lists(
+        st.tuples(
+            st.sampled_from(_SENDERS),
+            st.lists(st.sampled_from(["$c1", "$c2", "$p0", "$p1", "$p2", "$m", "$nope"])),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_power_sort_keys_read_the_last_create_and_power_levels(
+    version: str,
+    pl_users: list[dict[str, int]],
+    odd_pl_key: bool,
+    checked: list[tuple[str, list[str]]],
+) -> None:
+    """``AuthChecker.power_sort_keys`` over auth events lists with several create and power
+    levels events (the last of each counts), one power levels event under another state key
+    (not one), another state event and unknown IDs, against ``sender_power_level``."""
+    creates = [
+        make_event(
+            f"$c{i}",
+            room_id="!r:x",
+            version=version,
+            type="m.room.create",
+            state_key="",
+            sender=_SENDERS[i - 1],
+            content={"creator": _SENDERS[i - 1]},
+        )
+        for i in (1, 2)
+    ]
+    pls = [
+        make_event(
+            f"$p{i}",
+            room_id="!r:x",
+            version=version,
+            type="m.room.power_levels",
+            state_key="x" if odd_pl_key and i == 0 else "",
+            sender="@a:x",
+            content={"users": cast(JsonValue, users), "users_default": i},
+        )
+        for i, users in enumerate(pl_users)
+    ]
+    member = make_event(
+        "$m",
+        room_id="!r:x",
+        version=version,
+        type="m.room.member",
+        state_key="@b:x",
+        sender="@b:x",
+        content={"membership": "join"},
+    )
+    events = {ev.event_id: ev for ev in [*creates, *pls, member]}
+    evs = [
+        make_event(
+            f"$e{i}",
+            room_id="!r:x",
+            version=version,
+            type="m.room.topic",
+            state_key="",
+            sender=sender,
+            auth=auth,
+            origin_server_ts=i,
+        )
+        for i, (sender, auth) in enumerate(checked)
+    ]
+    checker = AuthChecker(room_version(version), events, set())
+    expected = {}
+    for ev in evs:
+        auth = [events[a] for a in ev.auth_event_ids if a in events]
+        level = sender_power_level(version, ev, auth)
+        expected[ev.event_id] = (-level, ev.origin_server_ts, ev.event_id)
+    assert checker.power_sort_keys(evs) == expected
 
 
 # -- power events and their ancestors in the full conflicted set --------------------------------

@@ -393,27 +393,47 @@ class AuthChecker:
         for ev in evs:
             pl: Event | None = None
             create: Event | None = None
-            for a in ev.auth_event_ids:
-                auth = events_get(a)
-                if auth is not None and auth.state_key == "":
-                    etype = auth.type
-                    if etype == "m.room.power_levels":
+            if infinite:  # (the creators' infinite power needs the create event: one scan)
+                for a in ev.auth_event_ids:
+                    auth = events_get(a)
+                    if auth is not None and auth.state_key == "":
+                        etype = auth.type
+                        if etype == "m.room.power_levels":
+                            pl = auth
+                        elif etype == "m.room.create":
+                            create = auth
+            else:  # (the create event is read only with no power levels event, below)
+                for a in ev.auth_event_ids:
+                    auth = events_get(a)
+                    if (
+                        auth is not None
+                        and auth.type == "m.room.power_levels"
+                        and auth.state_key == ""
+                    ):
                         pl = auth
-                    elif etype == "m.room.create":
-                        create = auth
-            if create is not last_create:
-                last_create = create
-                create_info = None if create is None else _create_of(rv, create)
             if pl is not last_pl:
                 last_pl = pl
                 levels = None if pl is None else levels_of(rv, pl)
             event_id = ev.event_id
+            level: Level
             if levels is not None and not infinite:
                 # ``_user_level``'s last step, inline (the usual case: a power levels event
-                # and no infinitely powerful creators).
+                # and no infinitely powerful creators, so the create event is not read).
                 listed = levels.users.get(ev.sender)
-                level: Level = levels.get("users_default") if listed is None else listed
+                level = levels.resolved["users_default"] if listed is None else listed
             else:
+                if not infinite:  # no power levels event: the creator's 100
+                    for a in ev.auth_event_ids:
+                        auth = events_get(a)
+                        if (
+                            auth is not None
+                            and auth.type == "m.room.create"
+                            and auth.state_key == ""
+                        ):
+                            create = auth
+                if create is not last_create:
+                    last_create = create
+                    create_info = None if create is None else _create_of(rv, create)
                 level = _user_level(rv, ev.sender, create_info, levels)
             keys[event_id] = (-level, ev.origin_server_ts, event_id)
         return keys
