@@ -175,9 +175,13 @@ def mainline_positions(
             else:
                 kept.update(keep)
 
-    def node_of(x: str) -> _Node:
+    def local_or_kept(x: str) -> _Node:
         node = local.get(x)
         return kept[x] if node is None else node
+
+    # (with nothing walked, as when every power-levels event met is kept from an earlier
+    # resolution, a node is the kept one: read by the dictionary's own method, no Python call)
+    node_of: Callable[[str], _Node] = local_or_kept if local else kept.__getitem__
 
     if power_levels_id in infinite:
         # P₀'s own path has a cycle: the mainline is P₀'s path up to the repeat.
