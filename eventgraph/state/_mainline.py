@@ -206,11 +206,17 @@ def mainline_positions(
         if known is None:
             first_node = node_of(first)
             height = first_node[1]
+            meet: int | None
             if height < top:
                 low = lifted.get(height)
                 if low is None:
                     low = lifted[height] = _lift(power_levels_id, top_node, height, node_of)
-                meet = _common_ancestor(first, first_node, low[0], low[1], node_of)
+                if low[0] == first:  # e₁ is on the mainline (the usual case): no walk
+                    meet = height
+                else:
+                    meet = _common_ancestor(first, first_node, low[0], low[1], node_of)
+            elif first == power_levels_id:
+                meet = top
             else:
                 meet = _common_ancestor(first, first_node, power_levels_id, top_node, node_of)
             known = answer[first] = _INFINITY if meet is None else float(top - meet)
