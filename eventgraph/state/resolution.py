@@ -257,9 +257,12 @@ def _checked_split(
     theirs: set[str] = set()
     first_get = first.get
     for key, value in entries:
-        if type(value) is not str or type(key) is not tuple or len(key) != 2:
+        if type(value) is not str or type(key) is not tuple:
             _bad_entry(key, value)
-        k0, k1 = key
+        try:
+            k0, k1 = key  # (a tuple of another length raises: cheaper than a len() call)
+        except ValueError:
+            _bad_entry(key, value)
         if type(k0) is not str or type(k1) is not str:
             _bad_entry(key, value)
         keys.add(key)
