@@ -575,7 +575,10 @@ def _power_events_with_ancestors(
             elif a not in reached:
                 reached.add(a)
                 stack.append(a)
-    candidates = [e for e in full_ids if e not in reached and e not in difference]
+    candidates: list[str] = []
+    for e in full_ids:  # (a plain loop: cheaper than a comprehension for a few items)
+        if e not in reached and e not in difference:
+            candidates.append(e)  # noqa: PERF401
     if candidates and exits:
         below = _loaded_auth_chain(events, exits, absent)
         if below is None:
@@ -583,7 +586,9 @@ def _power_events_with_ancestors(
             # position, without reading those chains (a room's whole power-levels history).
             reached.update(auth_chains_hold(store, exits, candidates))
         else:
-            reached.update(e for e in candidates if e in below)
+            for e in candidates:
+                if e in below:
+                    reached.add(e)
     return reached.intersection(full_ids)
 
 
@@ -752,7 +757,10 @@ def _resolve_v2(
     # (keys view & set walks the set, however large the state: set & keys view would not)
     value_of = unconflicted.__getitem__
     wanted.update(map(value_of, unconflicted.keys() & needed))
-    kept = {} if is_v21 else {k: value_of(k) for k in unconflicted.keys() & own_keys}
+    kept: dict[StateKey, str] = {}
+    if not is_v21:
+        for k in unconflicted.keys() & own_keys:
+            kept[k] = value_of(k)
     loaded.load(wanted)
 
     # Step 1: the power events of the full conflicted set, with the events of their auth chains
@@ -769,14 +777,22 @@ def _resolve_v2(
     checker.apply(partial, ordered)
 
     # Step 3: the remaining events, in mainline ordering based on the resolved power levels.
-    remaining = [e for e in full_ids if e not in selected]
+    # (plain loops here and below: a comprehension is a function call, dearer for a few items)
+    remaining: list[str] = []
+    for e in full_ids:
+        if e not in selected:
+            remaining.append(e)  # noqa: PERF401
     if remaining:
         positions = mainline_positions(loaded, partial.get(_POWER_LEVELS), remaining)
         # (the keys made in one loop, not by a key function called per event; each ends in
         # its distinct event ID, so the order is the same)
-        keyed = [(-positions[e], events[e].origin_server_ts, e) for e in remaining]
+        keyed: list[tuple[float, int, str]] = []
+        for e in remaining:
+            keyed.append((-positions[e], events[e].origin_server_ts, e))  # noqa: PERF401
         keyed.sort()
-        remaining = [k[2] for k in keyed]
+        remaining = []
+        for item in keyed:
+            remaining.append(item[2])
         # Step 4: iterative auth checks on the partially resolved state.
         checker.apply(partial, remaining)
 
@@ -809,10 +825,17 @@ def _load_conflicted(
     """Load the conflicted events and ``others`` in one batch; the conflicted events must all
     be stored, and of one room with the state sets' create events (rule 5). Events of
     ``others`` of another room are then treated as unknown."""
-    creates = {s[_CREATE] for s in sets if _CREATE in s}
+    # (plain loops: cheaper than comprehensions, each a function call, for a few items)
+    creates: set[str] = set()
+    for s in sets:
+        if _CREATE in s:
+            creates.add(s[_CREATE])
     loaded.load(itertools.chain(conflicted_ids, creates, others))
     events = loaded.events
-    missing = [e for e in conflicted_ids if e not in events]
+    missing: list[str] = []
+    for e in conflicted_ids:
+        if e not in events:
+            missing.append(e)  # noqa: PERF401
     if missing:
         missing.sort()
         msg = f"conflicted state events not in the store: {', '.join(missing[:5])}"
