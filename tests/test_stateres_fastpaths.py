@@ -434,17 +434,26 @@ def test_split_of_two_sets_equals_the_definition(
     if unhashable:
         second = {**second, ("t", "u"): ["$x"]}
     sets = [first, second]
-    # In the first set, a key's first element equal to an earlier key's is taken as that one
-    # (``_check_keys_values``: the first elements are checked as the keys of ``dict(keys)``).
+    # The first set is checked whole, a key's first element equal to an earlier key's taken
+    # as that one (``_check_keys_values``: the first elements are checked as the keys of
+    # ``dict(keys)``); then the entries of either set not equal to one of the other, exactly.
     earliest: dict[object, object] = {}
     for k in first:
         if type(k) is tuple and len(k) == 2:
             earliest.setdefault(k[0], k[0])
-    expected_ok = all(
-        _good_entry(k, v)
-        or (_good_entry((earliest[k[0]], k[1]), v) if type(k) is tuple and len(k) == 2 else False)
-        for k, v in first.items()
-    ) and all(_good_entry(k, v) or (k, v) in first.items() for k, v in second.items())
+    expected_ok = (
+        all(
+            _good_entry(k, v)
+            or (
+                _good_entry((earliest[k[0]], k[1]), v)
+                if type(k) is tuple and len(k) == 2
+                else False
+            )
+            for k, v in first.items()
+        )
+        and all(_good_entry(k, v) or (k, v) in second.items() for k, v in first.items())
+        and all(_good_entry(k, v) or (k, v) in first.items() for k, v in second.items())
+    )
     if not expected_ok:
         with pytest.raises(InvalidRequestError):
             _checked(sets)

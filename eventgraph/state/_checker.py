@@ -548,7 +548,9 @@ class AuthChecker:
                                 fills = {}
                             fills[key] = auth
                     if fills:
-                        amap = {key: vetted[key] for key in keys}
+                        amap = {}  # (a plain loop: a comprehension is a function call)
+                        for key in keys:
+                            amap[key] = vetted[key]
                         amap.update(fills)
                         missing -= len(fills)  # filled with its own auth events
                 if foreign:
