@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from eventgraph import Event, MemoryStore, protocols
 from eventgraph.graph import auth_chain as ac
 from eventgraph.protocols import (
+    ChainIndexDepthReader,
     ChainIndexReader,
     ChainIndexReverseReader,
     ChainLink,
@@ -346,6 +348,16 @@ class _ForwardOnly:
         self.get_chain_members = inner.get_chain_members
 
 
+class _ForwardDepthOnly(_ForwardOnly):
+    """A store whose index reads only forwards, and says whether depths descend (the colouring
+    walk's check that every start is indexed then compares counts of positions and facts)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        super().__init__(inner)
+        self.auth_depths_descend = inner.auth_depths_descend
+        self.greatest_depth = inner.greatest_depth
+
+
 class _Watched:
     """A MemoryStore seen through a counter of the IDs it is asked about and the chain rows it
     returns (to prove a difference does not look at every shared event)."""
@@ -426,10 +438,11 @@ def _every_path(store: MemoryStore, sets: list[list[str]], inclusive: bool) -> l
         out.append(ac.auth_chain_difference_split(store, shared, sets, inclusive=inclusive))
         if inclusive:
             out.extend(_coloured(store, sets))
+            out.extend(_coloured(_ForwardDepthOnly(store), sets))
     return out
 
 
-def _coloured(store: MemoryStore, sets: list[list[str]]) -> list[frozenset[str]]:
+def _coloured(store: Any, sets: list[list[str]]) -> list[frozenset[str]]:
     """The colouring walk's answers, started from the shared events and not (those it gave)."""
     shared = set(sets[0]).intersection(*sets[1:])
     extras = [set(s) - shared for s in sets]
@@ -515,6 +528,12 @@ def test_colouring_walk_answers_where_depths_descend(case: tuple[RoomDag, list[l
     expected = ref_difference(events, sets, inclusive=True)
     got = _coloured(store, sets)
     assert got == [expected, expected]
+    # Through a store without the reverse reads: started from the shared events it answers
+    # alike (from the others alone it needs the upward search, so it leaves the answer).
+    forward = _ForwardDepthOnly(store)
+    assert isinstance(forward, ChainIndexDepthReader)
+    assert not isinstance(forward, ChainIndexReverseReader)
+    assert _coloured(forward, sets)[:1] == [expected]
     # One more event, whose depth is not above its auth event's: the room is disordered, and
     # the walk leaves the answer to the index.
     create = dag.events[0]
@@ -574,6 +593,24 @@ def test_colouring_walk_lets_shared_events_join_when_it_comes_down_to_them() -> 
     assert ac._coloured_difference(store, {"$s"}, [{"$d"}, {"$e"}]) == frozenset({"$d", "$e"})
     assert read
     assert all("$s" not in ids for ids in read)
+
+
+def test_colouring_walk_leaves_unindexed_starts_to_the_index() -> None:
+    """A start stored but not indexed (it waits for a missing auth event: contract rule 1) —
+    shared or not — makes the colouring walk leave the answer to the index, through the reverse
+    reads' ``get_unindexed`` and through counts of positions and facts alike."""
+    store = MemoryStore()
+    for name, depth, auth in (("c", 1, []), ("s", 2, ["c"]), ("a", 3, ["c"]), ("b", 3, ["c"])):
+        store.add_events(
+            [make_event(f"${name}", auth=[f"${x}" for x in auth], depth=depth, state_key=name)]
+        )
+    store.add_events([make_event("$w", auth=["$c", "$gap"], depth=4, state_key="w")])
+    assert store.get_unindexed(["$w"]) == {"$w"}
+    forward = _ForwardDepthOnly(store)
+    for reader in (store, forward):
+        assert ac._coloured_difference(reader, {"$s"}, [{"$a"}, {"$b"}]) is not None
+        assert ac._coloured_difference(reader, {"$s"}, [{"$a", "$w"}, {"$b"}]) is None
+        assert ac._coloured_difference(reader, {"$s", "$w"}, [{"$a"}, {"$b"}]) is None
 
 
 def test_depths_descend_is_kept_per_room_and_for_good() -> None:

@@ -797,8 +797,12 @@ def _coloured_difference(
     if _reads_both_ways(store):
         if store.get_unindexed(starts):
             return None  # a stored event not indexed (rule 1): its chain is not vouched for
-    elif len(store.get_chain_positions(starts)) < len(store.get_facts(starts)):
-        return None
+    else:  # (as many stored starts as indexed ones; the others' facts are read already)
+        stored = set(facts)
+        if from_shared:
+            stored.update(store.get_facts(shared))
+        if len(store.get_chain_positions(starts)) < len(stored):
+            return None
     if from_shared and shared:
         top = store.greatest_depth(shared)
         if top is not None and top > waiting_top:
