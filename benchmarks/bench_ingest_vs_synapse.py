@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_ingest
-from bench_vs_synapse import Synapse, append_rows, pin_to_one_cpu
+from bench_vs_synapse import Synapse, add_cpu_option, append_rows, pin_to_one_cpu
 
 from eventgraph.room import NoSignatureChecks, Room
 from eventgraph.stores.memory import MemoryStore
@@ -300,9 +300,7 @@ def main() -> None:
         default=0,
         help="Synapse measures every k-th PDU of each part (default: 1 up to 10^5 events, else 10)",
     )
-    parser.add_argument(
-        "--cpu", type=int, default=None, help="the CPU both sides run on (-1: not pinned)"
-    )
+    add_cpu_option(parser)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     pinned = pin_to_one_cpu(args.cpu)  # (as bench_vs_synapse.py: one core's conditions for both)

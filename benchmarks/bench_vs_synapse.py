@@ -64,6 +64,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "vs_synapse.txt"
 WORKER = Path(__file__).resolve().parent / "synapse_worker.py"
 
 
+def add_cpu_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--cpu`` option of the benchmarks that run Synapse beside us (see
+    :func:`pin_to_one_cpu`)."""
+    parser.add_argument(
+        "--cpu", type=int, default=None, help="the CPU both sides run on (-1: not pinned)"
+    )
+
+
 def pin_to_one_cpu(cpu: int | None) -> str:
     """Run this process, and the worker it starts next, on one CPU (``None``: the last this
     process may use; a negative number: not pinned). Says what was done, for the header."""
@@ -171,9 +179,7 @@ def main() -> None:
     parser.add_argument("--version", default="11", help="room version (11: v2, 12: v2.1)")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument(
-        "--cpu", type=int, default=None, help="the CPU both sides run on (-1: not pinned)"
-    )
+    add_cpu_option(parser)
     parser.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     pinned = pin_to_one_cpu(args.cpu)
